@@ -1,0 +1,110 @@
+"""Every environment variable Sluice reads, validated once at start-up.
+
+A bad value stops start-up with one line that names the variable and what was
+expected (see :func:`load_settings`), instead of a traceback deep inside a worker.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sluice.errors import ConfigurationError
+
+
+class DeploymentMode(str, Enum):
+    """``lightweight``: one background worker polls every queue; ``standard``: one per kind."""
+
+    LIGHTWEIGHT = "lightweight"
+    STANDARD = "standard"
+
+
+class Settings(BaseSettings):
+    """Sluice's configuration. Unset service URLs mean "start the embedded one" in `sluice dev`."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+asyncpg://user:pass@host:port/db (or postgresql://...).",
+    )
+    redis_url: str | None = Field(default=None, description="redis://host:port/db")
+    temporal_address: str | None = Field(default=None, description="host:port of Temporal.")
+    temporal_namespace: str = Field(default="default", min_length=1)
+    sluice_mode: DeploymentMode = DeploymentMode.LIGHTWEIGHT
+    sluice_data_dir: Path = Path(".sluice")
+    default_tenant: str = "default"
+    log_format: str = Field(default="console", pattern="^(console|json)$")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    health_port: int = Field(default=8080, ge=0, le=65535)
+    embedding_provider: str = Field(default="local", pattern="^(local|openai)$")
+    embedding_base_url: str | None = None
+    embedding_model: str | None = None
+    embedding_api_key: str | None = Field(default=None, repr=False)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("expected a postgresql:// or postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _temporal_address(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, e.g. localhost:7233")
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the asyncpg driver SQLAlchemy needs."""
+        if self.database_url is None:
+            raise ConfigurationError("DATABASE_URL is not set (run `sluice dev` or set it)")
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        return url
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per bad variable: ``SLUICE_MODE: expected one of 'lightweight', 'standard'``."""
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        got = item.get("input")
+        lines.append(f"{name}={got!r}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the environment, raising ConfigurationError with a readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError("invalid configuration: " + format_validation_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()

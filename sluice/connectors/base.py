@@ -1,0 +1,60 @@
+"""The checkpointed connector protocol every source implements.
+
+A connector is built from a validated config model and a :class:`ConnectorContext`.
+``load(checkpoint)`` yields documents and per-document failures, each with the
+checkpoint after it; the last item's checkpoint (or the final one from
+``final_checkpoint``) has ``done=True`` once the pass has finished.
+``list_ids()`` lists the source's document IDs cheaply, for pruning.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from sluice.connectors.models import Checkpoint, ConnectorOutput
+
+
+class ConnectorConfig(BaseModel):
+    """Base for per-source configuration; unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector may know about the run that drives it."""
+
+    tenant_id: str = "default"
+    cc_pair_id: int = 0
+    attempt: int = 1
+    """Temporal activity attempt (1 on the first try); lets fault injection act once."""
+
+
+class Connector(ABC, Generic[ConfigT]):
+    """Base class: subclasses set ``source`` and ``config_model`` and implement two methods."""
+
+    source: ClassVar[str]
+    config_model: ClassVar[type[ConnectorConfig]]
+
+    def __init__(self, config: ConfigT, context: ConnectorContext | None = None) -> None:
+        self.config = config
+        self.context = context or ConnectorContext()
+
+    def validate_source(self) -> None:  # noqa: B027 - optional hook
+        """Check that the source is reachable/usable; raise ConnectorConfigError if not."""
+
+    @abstractmethod
+    def load(self, checkpoint: Checkpoint) -> AsyncIterator[ConnectorOutput]:
+        """Yield documents and failures from ``checkpoint`` on, each with the checkpoint after it."""
+
+    @abstractmethod
+    def list_ids(self) -> AsyncIterator[str]:
+        """Yield every document ID currently at the source (cheap: no content)."""

@@ -1,0 +1,1 @@
+"""Postgres: what the product knows (connectors, documents, chunks, attempts)."""

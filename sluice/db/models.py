@@ -1,0 +1,259 @@
+"""The product's tables, one set per tenant schema.
+
+Tables are declared with the placeholder schema ``tenant``; every session maps it
+to the real tenant schema with SQLAlchemy's ``schema_translate_map`` (see
+:mod:`sluice.db.session`), so no query can forget which tenant it is for.
+Execution state (progress, checkpoints, retries) is *not* here: it lives in
+Temporal workflow history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+TENANT_SCHEMA = "tenant"
+"""Placeholder schema name, translated per session to the tenant's schema."""
+
+EMBEDDING_DIM = 256
+"""Dimension of stored embeddings; the local WordLlama model's native size."""
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=TENANT_SCHEMA)
+
+
+class CcPairStatus(str, Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    INVALID = "invalid"
+    DELETING = "deleting"
+
+
+class AttemptStatus(str, Enum):
+    """Statuses that tell faults apart (DESIGN §4.2): canceled and interrupted are resumable."""
+
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    SUCCESS = "success"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (AttemptStatus.NOT_STARTED, AttemptStatus.IN_PROGRESS)
+
+
+class Connector(Base):
+    __tablename__ = "connector"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(50))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Credential(Base):
+    """Secrets for a source. ``secret`` is never logged nor sent through workflow history."""
+
+    __tablename__ = "credential"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(50))
+    secret: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"Credential(id={self.id!r}, source={self.source!r}, secret=***)"
+
+
+class ConnectorCredentialPair(Base):
+    __tablename__ = "connector_credential_pair"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    connector_id: Mapped[int] = mapped_column(ForeignKey("connector.id", ondelete="CASCADE"))
+    credential_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credential.id", ondelete="SET NULL"), nullable=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default=CcPairStatus.ACTIVE.value)
+    refresh_interval_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    prune_interval_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    flag_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_successful_index_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    last_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (UniqueConstraint("connector_id", "credential_id", name="uq_cc_pair"),)
+
+
+class Document(Base):
+    __tablename__ = "document"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    source: Mapped[str] = mapped_column(String(50))
+    semantic_identifier: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    acl: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    document_sets: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    boost: Mapped[float] = mapped_column(Float, default=0.0)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    doc_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_modified: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_synced: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DocumentByCcPair(Base):
+    """Which cc-pairs hold a document: deletion and pruning only remove the last reference."""
+
+    __tablename__ = "document_by_connector_credential_pair"
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("document.id", ondelete="CASCADE"), primary_key=True
+    )
+    cc_pair_id: Mapped[int] = mapped_column(
+        ForeignKey("connector_credential_pair.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    __table_args__ = (Index("ix_doc_by_cc_pair_cc", "cc_pair_id"),)
+
+
+class Chunk(Base):
+    """The document index: one row per chunk, vector (HNSW) and full text (GIN)."""
+
+    __tablename__ = "chunk"
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("document.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text, nullable=True)
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM))
+    content_tsv: Mapped[Any] = mapped_column(TSVECTOR)
+    acl: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+
+    __table_args__ = (
+        Index(
+            "ix_chunk_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_chunk_content_tsv", "content_tsv", postgresql_using="gin"),
+    )
+
+
+class IndexAttempt(Base):
+    """The product's view of one indexing run; counts are updated as batches land."""
+
+    __tablename__ = "index_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cc_pair_id: Mapped[int] = mapped_column(
+        ForeignKey("connector_credential_pair.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(30), default=AttemptStatus.NOT_STARTED.value)
+    from_beginning: Mapped[bool] = mapped_column(Boolean, default=False)
+    workflow_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    docs_fetched: Mapped[int] = mapped_column(Integer, default=0)
+    docs_indexed: Mapped[int] = mapped_column(Integer, default=0)
+    docs_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    docs_failed: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_written: Mapped[int] = mapped_column(Integer, default=0)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (Index("ix_index_attempt_cc_pair", "cc_pair_id", "id"),)
+
+
+class IndexAttemptError(Base):
+    """A per-document failure: recorded, and the run goes on."""
+
+    __tablename__ = "index_attempt_error"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("index_attempt.id", ondelete="CASCADE")
+    )
+    cc_pair_id: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(20))
+    document_key: Mapped[str] = mapped_column(
+        Text, doc="Document ID, or link, or message digest: what makes the error unique."
+    )
+    document_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    document_link: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("index_attempt_id", "stage", "document_key", name="uq_attempt_error"),
+    )
+
+
+class StagedBatch(Base):
+    """Claim check: a batch of fetched documents, passed through history by ``id`` only.
+
+    ``(index_attempt_id, seq)`` is unique so a retried fetch overwrites rather than
+    duplicates; ``result`` is written in the same transaction as the batch's
+    documents, so a retried processing activity returns it and changes nothing.
+    Rows are deleted when the run that staged them ends, whatever the outcome.
+    """
+
+    __tablename__ = "staged_batch"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    index_attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("index_attempt.id", ondelete="CASCADE")
+    )
+    cc_pair_id: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    doc_count: Mapped[int] = mapped_column(Integer)
+    documents: Mapped[bytes] = mapped_column(LargeBinary, doc="JSON array of Document.")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("index_attempt_id", "seq", name="uq_staged_batch_seq"),)

@@ -1,0 +1,41 @@
+"""Domain errors whose *class names* are Temporal's non-retryable error types.
+
+Temporal matches ``RetryPolicy.non_retryable_error_types`` against the class name
+of the exception an activity raises, so these names are part of the contract
+between activities and the retry policies in :mod:`sluice.temporal.policies`.
+"""
+
+from __future__ import annotations
+
+
+class SluiceError(Exception):
+    """Base class for every error Sluice raises on purpose."""
+
+
+class ConfigurationError(SluiceError):
+    """A setting, connector configuration or request is invalid: retrying cannot help."""
+
+
+class ConnectorConfigError(ConfigurationError):
+    """A connector's configuration is invalid (unknown source, missing path, bad URL...)."""
+
+
+class BadCredentialsError(SluiceError):
+    """The source refused the credential: the cc-pair is marked invalid, retries stop."""
+
+
+class InvalidTenantError(ConfigurationError):
+    """A tenant ID does not match ``^[a-z0-9_]{1,63}$``; rejected before any SQL."""
+
+
+class NotFoundError(SluiceError):
+    """A connector, credential or cc-pair that was asked for does not exist."""
+
+
+NON_RETRYABLE_ERROR_TYPES: list[str] = [
+    ConfigurationError.__name__,
+    ConnectorConfigError.__name__,
+    BadCredentialsError.__name__,
+    InvalidTenantError.__name__,
+    NotFoundError.__name__,
+]
