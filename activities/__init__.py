@@ -1,0 +1,1 @@
+"""Activities: all of Sluice's I/O, one module per queue family."""

@@ -6,7 +6,7 @@ expected (see :func:`load_settings`), instead of a traceback deep inside a worke
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,17 +16,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sluice.errors import ConfigurationError
 
 
-class DeploymentMode(str, Enum):
+class DeploymentMode(StrEnum):
     """``lightweight``: one background worker polls every queue; ``standard``: one per kind."""
 
     LIGHTWEIGHT = "lightweight"
     STANDARD = "standard"
 
 
+DEV_ENV_FILE = ".sluice/dev.env"
+"""Written by a running `sluice dev` so other `sluice` commands in the same folder find it."""
+
+
 class Settings(BaseSettings):
     """Sluice's configuration. Unset service URLs mean "start the embedded one" in `sluice dev`."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", env_file=DEV_ENV_FILE
+    )
 
     database_url: str | None = Field(
         default=None,

@@ -27,13 +27,16 @@ from pathlib import Path
 
 from sluice.errors import ConfigurationError
 
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "SluiceTenant": "Keyword",
-    "SluiceCcPair": "Int",
-    "SluiceSource": "Keyword",
-    "SluiceState": "Keyword",
-}
-"""Search attributes Sluice's workflows set (kept in sync with sluice.temporal.search)."""
+
+def search_attribute_flags() -> dict[str, str]:
+    """``{name: CLI type}`` for every key in :mod:`sluice.temporal.search`."""
+    from sluice.temporal import search
+
+    names = {"KEYWORD": "Keyword", "INT": "Int", "TEXT": "Text", "BOOL": "Bool"}
+    return {
+        key.name: names[key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_")]
+        for key in search.ALL
+    }
 
 
 def venv_bin(name: str) -> str:
@@ -338,7 +341,7 @@ def temporal_dev_server_args(
         args += ["--ui-port", str(ui_port)]
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
-    for name, kind in SEARCH_ATTRIBUTES.items():
+    for name, kind in search_attribute_flags().items():
         args += ["--search-attribute", f"{name}={kind}"]
     return args
 
@@ -387,6 +390,7 @@ def dev_stack(
     namespace: str = "default",
     ports: dict[str, int | None] | None = None,
     ui: bool = True,
+    with_temporal: bool = True,
 ) -> Iterator[DevStack]:
     """Start whatever is not given by URL; stop it all on exit, last started first."""
     wanted = {"temporal": 7233, "temporal_ui": 8233, "postgres": 5432, "redis": 6379}
@@ -403,7 +407,7 @@ def dev_stack(
             port = choose_port(wanted["redis"], "Redis", stack.notes)
             service, redis_url = start_redis(data_dir, port)
             stack.services.append(service)
-        if temporal_address is None:
+        if temporal_address is None and with_temporal:
             port = choose_port(wanted["temporal"], "Temporal", stack.notes)
             ui_port = (
                 choose_port(wanted["temporal_ui"], "Temporal Web UI", stack.notes) if ui else None
@@ -415,7 +419,7 @@ def dev_stack(
         stack.env = {
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
-            "TEMPORAL_ADDRESS": temporal_address,
+            **({"TEMPORAL_ADDRESS": temporal_address} if temporal_address else {}),
             "TEMPORAL_NAMESPACE": namespace,
             "SLUICE_DATA_DIR": str(data_dir),
         }

@@ -1,0 +1,1 @@
+"""Worker processes: the table of kinds and the runner that serves their queues."""

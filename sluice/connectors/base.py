@@ -48,7 +48,7 @@ class Connector(ABC, Generic[ConfigT]):
         self.config = config
         self.context = context or ConnectorContext()
 
-    def validate_source(self) -> None:  # noqa: B027 - optional hook
+    def validate_source(self) -> None:
         """Check that the source is reachable/usable; raise ConnectorConfigError if not."""
 
     @abstractmethod

@@ -10,13 +10,14 @@ Temporal workflow history.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -43,14 +44,14 @@ class Base(DeclarativeBase):
     metadata = MetaData(schema=TENANT_SCHEMA)
 
 
-class CcPairStatus(str, Enum):
+class CcPairStatus(StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     INVALID = "invalid"
     DELETING = "deleting"
 
 
-class AttemptStatus(str, Enum):
+class AttemptStatus(StrEnum):
     """Statuses that tell faults apart (DESIGN §4.2): canceled and interrupted are resumable."""
 
     NOT_STARTED = "not_started"
@@ -165,7 +166,10 @@ class Chunk(Base):
     content: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(Text, nullable=True)
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM))
-    content_tsv: Mapped[Any] = mapped_column(TSVECTOR)
+    content_tsv: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed("to_tsvector('english', coalesce(title, '') || ' ' || content)", persisted=True),
+    )
     acl: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
 
     __table_args__ = (

@@ -30,16 +30,17 @@ async def tenant_session(tenant_id: str) -> AsyncIterator[AsyncSession]:
     """A session bound to ``tenant_id``'s schema, committed on success, rolled back on error."""
     options = tenant_execution_options(tenant_id)
     engine = get_engine()
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:
         conn = await conn.execution_options(**options)
         await conn.execute(text(f"SET LOCAL search_path TO {quoted_schema(tenant_id)}, public"))
-        session = AsyncSession(bind=conn, expire_on_commit=False)
+        # The session joins the connection's transaction, which commits when the block
+        # ends without an error and rolls back otherwise.
+        session = AsyncSession(
+            bind=conn, expire_on_commit=False, join_transaction_mode="rollback_only"
+        )
         try:
             yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+            await session.flush()
         finally:
             await session.close()
 

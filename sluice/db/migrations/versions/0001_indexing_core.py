@@ -71,7 +71,8 @@ CREATE TABLE chunk (
     content text NOT NULL,
     link text,
     embedding vector(256) NOT NULL,
-    content_tsv tsvector NOT NULL,
+    content_tsv tsvector GENERATED ALWAYS AS
+        (to_tsvector('english', coalesce(title, '') || ' ' || content)) STORED,
     acl text[] NOT NULL DEFAULT '{}',
     PRIMARY KEY (document_id, chunk_id)
 );

@@ -1,0 +1,64 @@
+"""Index-attempt bookkeeping (queue ``connector_doc_fetching``) and staged-batch cleanup
+(queue ``checkpoint_cleanup``): short, idempotent writes the connector workflow asks for.
+"""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+
+from sluice.db.models import AttemptStatus, CcPairStatus
+from sluice.db.session import tenant_connection
+from sluice.indexing import attempts
+from sluice.indexing.models import CcPairStatusUpdate, FinishAttemptRequest, StartAttemptRequest
+from sluice.indexing.staging import delete_attempt_batches
+from sluice.temporal.tenant_context import current_tenant
+
+log = structlog.get_logger(__name__)
+
+
+@activity.defn(name="start_index_attempt")
+async def start_index_attempt(request: StartAttemptRequest) -> int:
+    async with tenant_connection(current_tenant()) as (_, raw):
+        attempt_id = await attempts.create_attempt(
+            raw, request.cc_pair_id, request.from_beginning, request.workflow_id, request.run_id
+        )
+    log.info("index attempt started", attempt_id=attempt_id, cc_pair_id=request.cc_pair_id)
+    return attempt_id
+
+
+@activity.defn(name="finish_index_attempt")
+async def finish_index_attempt(request: FinishAttemptRequest) -> None:
+    status = AttemptStatus(request.status)
+    async with tenant_connection(current_tenant()) as (_, raw):
+        await attempts.record_failures(
+            raw, request.attempt_id, request.cc_pair_id, "processing", request.errors
+        )
+        await attempts.finish_attempt(
+            raw, request.attempt_id, status, request.counts, request.error
+        )
+        if status in (AttemptStatus.SUCCESS, AttemptStatus.COMPLETED_WITH_ERRORS):
+            await attempts.mark_indexed(raw, request.cc_pair_id)
+    log.info(
+        "index attempt finished",
+        attempt_id=request.attempt_id,
+        status=status.value,
+        **request.counts.model_dump(),
+    )
+
+
+@activity.defn(name="set_cc_pair_status")
+async def set_cc_pair_status(update: CcPairStatusUpdate) -> None:
+    CcPairStatus(update.status)  # reject unknown statuses before writing
+    async with tenant_connection(current_tenant()) as (_, raw):
+        await attempts.set_cc_pair_status(
+            raw, update.cc_pair_id, update.status, update.flag_reason, update.consecutive_failures
+        )
+
+
+@activity.defn(name="delete_staged_batches")
+async def delete_staged_batches(attempt_id: int) -> int:
+    async with tenant_connection(current_tenant()) as (_, raw):
+        deleted = await delete_attempt_batches(raw, attempt_id)
+    log.info("staged batches deleted", attempt_id=attempt_id, deleted=deleted)
+    return deleted

@@ -1,0 +1,101 @@
+"""Docfetching (queue ``connector_doc_fetching``): run a connector, stage batches.
+
+The activity runs the connector from the checkpoint it is given for a bounded
+number of batches, stages each batch (claim check) and returns the references
+with the next checkpoint; the workflow keeps that checkpoint in its history.
+It heartbeats on *progress* — every document produced — with the position of
+the last staged batch, so a hung connector misses its heartbeat timeout and the
+retry resumes from the last staged batch instead of the beginning.
+"""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+
+from sluice.ccpairs import load_connector_settings
+from sluice.connectors.base import ConnectorContext
+from sluice.connectors.models import Checkpoint, Document, DocumentFailure
+from sluice.connectors.registry import build_connector
+from sluice.db.session import tenant_connection
+from sluice.indexing.attempts import record_failures
+from sluice.indexing.models import FetchHeartbeat, FetchRequest, FetchResult
+from sluice.indexing.staging import stage_batch
+from sluice.temporal.tenant_context import current_tenant
+
+log = structlog.get_logger(__name__)
+
+
+def _resume_point(request: FetchRequest) -> FetchHeartbeat:
+    """Where to start: the last heartbeat of a previous try, else the request's checkpoint."""
+    details = activity.info().heartbeat_details
+    if details:
+        try:
+            return FetchHeartbeat.model_validate(details[0])
+        except ValueError:  # unreadable details: start over from the request, safely
+            log.warning("ignoring unreadable heartbeat details")
+    return FetchHeartbeat(
+        checkpoint=request.checkpoint, batches=[], docs_fetched=0, failures=0, position=0
+    )
+
+
+@activity.defn(name="fetch_documents")
+async def fetch_documents(request: FetchRequest) -> FetchResult:
+    tenant = current_tenant()
+    state = _resume_point(request)
+    if state.batches or state.position:
+        log.info(
+            "resuming fetch from heartbeat", batches=len(state.batches), docs=state.docs_fetched
+        )
+    source, config, _secret = await load_connector_settings(tenant, request.cc_pair_id)
+    context = ConnectorContext(tenant, request.cc_pair_id, activity.info().attempt)
+    connector = build_connector(source, config, context)
+    connector.validate_source()
+
+    documents: list[Document] = []
+    failures: list[DocumentFailure] = []
+    checkpoint: Checkpoint = state.checkpoint
+    produced_any = False
+    position = state.position
+
+    async def flush(after: Checkpoint) -> None:
+        nonlocal documents, failures, checkpoint
+        seq = request.first_seq + len(state.batches)
+        async with tenant_connection(tenant) as (_, raw):
+            if documents:
+                ref = await stage_batch(raw, request.cc_pair_id, request.attempt_id, seq, documents)
+                state.batches.append(ref)
+            await record_failures(raw, request.attempt_id, request.cc_pair_id, "fetching", failures)
+        state.docs_fetched += len(documents)
+        state.failures += len(failures)
+        documents, failures = [], []
+        checkpoint = after
+        state.checkpoint = after
+        activity.heartbeat(state)
+
+    last = checkpoint
+    async for output in connector.load(checkpoint):
+        produced_any = True
+        position += 1
+        if output.document is not None:
+            documents.append(output.document)
+        elif output.failure is not None:
+            failures.append(output.failure)
+        last = output.checkpoint
+        state.position = position
+        activity.heartbeat(state)  # progress: one more item produced
+        if len(documents) >= request.batch_size:
+            await flush(last)
+            if len(state.batches) >= request.max_batches:
+                break
+    else:
+        if not produced_any:
+            last = Checkpoint(cursor=checkpoint.cursor, since=checkpoint.since, done=True)
+        await flush(last)
+
+    return FetchResult(
+        batches=state.batches,
+        checkpoint=state.checkpoint,
+        docs_fetched=state.docs_fetched,
+        failures=state.failures,
+    )

@@ -1,0 +1,163 @@
+"""Connector-credential pairs: create, read and change them, with validation first.
+
+Validation runs before any row is written, so a bad request creates nothing.
+Credentials are stored but never returned by the listing nor logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from sluice.connectors.registry import validate_config
+from sluice.db.models import CcPairStatus, ConnectorCredentialPair, Credential
+from sluice.db.models import Connector as ConnectorRow
+from sluice.db.session import tenant_session
+from sluice.errors import ConfigurationError, NotFoundError
+
+
+@dataclass(frozen=True)
+class CcPairInfo:
+    id: int
+    name: str
+    source: str
+    config: dict[str, Any]
+    status: str
+    refresh_interval_seconds: int | None
+    prune_interval_seconds: int | None
+    consecutive_failures: int
+    flag_reason: str | None
+    last_successful_index_at: datetime | None
+
+
+def _check_interval(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value}")
+
+
+async def create_cc_pair(
+    tenant_id: str,
+    *,
+    name: str,
+    source: str,
+    config: dict[str, Any],
+    refresh_interval_seconds: int | None = None,
+    prune_interval_seconds: int | None = None,
+    credential: dict[str, Any] | None = None,
+) -> CcPairInfo:
+    """Validate everything, then write connector, credential and cc-pair in one transaction."""
+    if not name.strip():
+        raise ConfigurationError("name must not be empty")
+    _check_interval("refresh_interval_seconds", refresh_interval_seconds)
+    _check_interval("prune_interval_seconds", prune_interval_seconds)
+    normalised = validate_config(source, config)
+    async with tenant_session(tenant_id) as session:
+        connector = ConnectorRow(name=name, source=source, config=normalised)
+        session.add(connector)
+        cred = None
+        if credential is not None:
+            cred = Credential(source=source, secret=credential)
+            session.add(cred)
+        await session.flush()
+        pair = ConnectorCredentialPair(
+            name=name,
+            connector_id=connector.id,
+            credential_id=cred.id if cred else None,
+            status=CcPairStatus.ACTIVE.value,
+            refresh_interval_seconds=refresh_interval_seconds,
+            prune_interval_seconds=prune_interval_seconds,
+            consecutive_failures=0,
+        )
+        session.add(pair)
+        await session.flush()
+        return _info(pair, connector)
+
+
+def _info(pair: ConnectorCredentialPair, connector: ConnectorRow) -> CcPairInfo:
+    return CcPairInfo(
+        id=pair.id,
+        name=pair.name,
+        source=connector.source,
+        config=connector.config,
+        status=pair.status,
+        refresh_interval_seconds=pair.refresh_interval_seconds,
+        prune_interval_seconds=pair.prune_interval_seconds,
+        consecutive_failures=pair.consecutive_failures,
+        flag_reason=pair.flag_reason,
+        last_successful_index_at=pair.last_successful_index_at,
+    )
+
+
+async def list_cc_pairs(tenant_id: str) -> list[CcPairInfo]:
+    async with tenant_session(tenant_id) as session:
+        rows = await session.execute(
+            select(ConnectorCredentialPair, ConnectorRow)
+            .join(ConnectorRow, ConnectorRow.id == ConnectorCredentialPair.connector_id)
+            .order_by(ConnectorCredentialPair.id)
+        )
+        return [_info(pair, connector) for pair, connector in rows.all()]
+
+
+async def get_cc_pair(tenant_id: str, cc_pair_id: int) -> CcPairInfo:
+    async with tenant_session(tenant_id) as session:
+        row = (
+            await session.execute(
+                select(ConnectorCredentialPair, ConnectorRow)
+                .join(ConnectorRow, ConnectorRow.id == ConnectorCredentialPair.connector_id)
+                .where(ConnectorCredentialPair.id == cc_pair_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"cc-pair {cc_pair_id} does not exist in tenant {tenant_id!r}")
+        return _info(row[0], row[1])
+
+
+async def load_connector_settings(
+    tenant_id: str, cc_pair_id: int
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """(source, config, credential secret) for the fetch activity; the secret stays in memory."""
+    async with tenant_session(tenant_id) as session:
+        row = (
+            await session.execute(
+                select(ConnectorRow.source, ConnectorRow.config, Credential.secret)
+                .select_from(ConnectorCredentialPair)
+                .join(ConnectorRow, ConnectorRow.id == ConnectorCredentialPair.connector_id)
+                .outerjoin(Credential, Credential.id == ConnectorCredentialPair.credential_id)
+                .where(ConnectorCredentialPair.id == cc_pair_id)
+            )
+        ).first()
+    if row is None:
+        raise NotFoundError(f"cc-pair {cc_pair_id} does not exist in tenant {tenant_id!r}")
+    return row[0], row[1], row[2]
+
+
+async def delete_cc_pair_rows(tenant_id: str, cc_pair_id: int) -> int:
+    """Delete the cc-pair, the documents only it held, and its connector. Idempotent."""
+    from sqlalchemy import text
+
+    async with tenant_session(tenant_id) as session:
+        pair = await session.get(ConnectorCredentialPair, cc_pair_id)
+        if pair is None:
+            return 0
+        result = await session.execute(
+            text(
+                """
+                DELETE FROM document d
+                WHERE d.id IN (SELECT document_id FROM document_by_connector_credential_pair
+                               WHERE cc_pair_id = :cc)
+                  AND NOT EXISTS (SELECT 1 FROM document_by_connector_credential_pair o
+                                  WHERE o.document_id = d.id AND o.cc_pair_id <> :cc)
+                """
+            ),
+            {"cc": cc_pair_id},
+        )
+        connector_id = pair.connector_id
+        await session.delete(pair)
+        await session.flush()
+        connector = await session.get(ConnectorRow, connector_id)
+        if connector is not None:
+            await session.delete(connector)
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,59 @@
+"""Shared CLI plumbing: settings, the tenant option, one-line errors, running coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import typer
+
+from sluice.config import Settings, get_settings
+from sluice.errors import SluiceError
+from sluice.logging import configure_logging
+from sluice.tenancy import validate_tenant_id
+
+T = TypeVar("T")
+
+TenantOption = typer.Option(
+    None, "--tenant", "-t", help="Tenant ID (default: DEFAULT_TENANT, 'default')."
+)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except SluiceError as exc:
+        raise fail(str(exc)) from None
+
+
+def tenant(value: str | None) -> str:
+    try:
+        return validate_tenant_id(value or settings().default_tenant)
+    except SluiceError as exc:
+        raise fail(str(exc)) from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; Sluice's own errors become one red line and exit code 2."""
+    s = settings()
+    configure_logging(s.log_format, s.log_level if sys.stderr.isatty() else "WARNING")
+    try:
+        return asyncio.run(_with_cleanup(coro))
+    except SluiceError as exc:
+        raise fail(str(exc)) from None
+
+
+async def _with_cleanup(coro: Coroutine[Any, Any, T]) -> T:
+    from sluice.db.engine import dispose_engines
+
+    try:
+        return await coro
+    finally:
+        await dispose_engines()

@@ -1,0 +1,253 @@
+"""``sluice connector add|list|status|index-now|pause|resume|cancel|delete``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sluice.cli.common import TenantOption, fail, run, tenant
+from sluice.indexing.models import ConnectorProgress
+
+app = typer.Typer(
+    help="Add and operate connectors (connector-credential pairs).", no_args_is_help=True
+)
+console = Console()
+
+
+def parse_config(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
+    """``key=value`` pairs (values parsed as JSON when they can be) and/or a JSON object."""
+    config: dict[str, Any] = {}
+    if raw_json:
+        try:
+            loaded = json.loads(raw_json)
+        except json.JSONDecodeError as exc:
+            raise fail(f"--config-json is not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise fail("--config-json must be a JSON object")
+        config.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise fail(f"--config {pair!r}: expected key=value")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return config
+
+
+async def _show_progress(
+    client: Any, tenant_id: str, cc_pair_id: int, timeout: float
+) -> ConnectorProgress:
+    from sluice import connector_ops
+
+    with Progress(
+        TextColumn("[bold]cc-pair {task.fields[cc]}[/] {task.fields[state]}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} docs"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("index", total=None, cc=cc_pair_id, state="", detail="")
+
+        def update(p: ConnectorProgress) -> None:
+            c = p.counts
+            done = c.docs_indexed + c.docs_skipped + c.docs_failed
+            bar.update(
+                task,
+                completed=done,
+                total=max(c.docs_fetched, done, 1) if p.attempt_id is not None else done,
+                state=p.state.value,
+                detail=f"{c.batches} batches, {c.docs_failed} failed, {p.batches_in_flight} in flight",
+            )
+
+        return await connector_ops.wait_for_attempts(
+            client, tenant_id, cc_pair_id, 1, timeout=timeout, on_progress=update
+        )
+
+
+@app.command("add")
+def add(
+    source: str = typer.Option(..., "--source", "-s", help="filesystem, web or synthetic."),
+    name: str = typer.Option(..., "--name", "-n"),
+    config: list[str] = typer.Option([], "--config", "-c", help="key=value (repeatable)."),
+    config_json: str | None = typer.Option(None, "--config-json", help="Config as a JSON object."),
+    refresh: int | None = typer.Option(None, "--refresh", help="Refresh interval in seconds."),
+    prune: int | None = typer.Option(None, "--prune", help="Prune interval in seconds."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the first run, with a progress bar."),
+    timeout: float = typer.Option(3600, "--timeout", help="Seconds --wait waits at most."),
+    tenant_id: str | None = TenantOption,
+) -> None:
+    """Add a connector and start its workflow (validated first: nothing is half-created)."""
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+    cfg = parse_config(config, config_json)
+
+    async def go() -> None:
+        client = await connect()
+        pair = await connector_ops.add_connector(
+            client,
+            t,
+            name=name,
+            source=source,
+            config=cfg,
+            refresh_interval_seconds=refresh,
+            prune_interval_seconds=prune,
+        )
+        console.print(
+            f"added cc-pair [bold]{pair.id}[/] ({source}); workflow "
+            f"[cyan]connector/{t}/{pair.id}[/]"
+        )
+        if wait:
+            final = await _show_progress(client, t, pair.id, timeout)
+            _print_progress(final)
+
+    run(go())
+
+
+@app.command("list")
+def list_(tenant_id: str | None = TenantOption) -> None:
+    """List connectors with their status."""
+    from sluice.ccpairs import list_cc_pairs
+
+    t = tenant(tenant_id)
+    pairs = run(list_cc_pairs(t))
+    table = Table("id", "name", "source", "status", "refresh s", "last indexed", "flag")
+    for p in pairs:
+        table.add_row(
+            str(p.id),
+            p.name,
+            p.source,
+            p.status,
+            str(p.refresh_interval_seconds or "-"),
+            p.last_successful_index_at.isoformat(timespec="seconds")
+            if p.last_successful_index_at
+            else "-",
+            p.flag_reason or "",
+        )
+    console.print(table)
+
+
+def _print_progress(p: ConnectorProgress) -> None:
+    c = p.counts
+    console.print(
+        f"cc-pair {p.cc_pair_id} [bold]{p.state.value}[/]: attempts {p.attempts_started}, "
+        f"last {p.last_attempt_status or '-'}; current attempt {p.attempt_id or '-'}: "
+        f"{c.batches} batches, {c.docs_fetched} fetched, {c.docs_indexed} indexed, "
+        f"{c.docs_skipped} unchanged, {c.docs_failed} failed"
+    )
+    if p.last_error:
+        console.print(f"  last error: {p.last_error}")
+    if p.invalid_reason:
+        console.print(f"  invalid: {p.invalid_reason}")
+
+
+@app.command("status")
+def status(
+    cc_pair_id: int = typer.Argument(...),
+    as_json: bool = typer.Option(False, "--json"),
+    tenant_id: str | None = TenantOption,
+) -> None:
+    """Show the connector's live progress (the workflow's `progress` query)."""
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+
+    async def go() -> ConnectorProgress:
+        return await connector_ops.progress(await connect(), t, cc_pair_id)
+
+    p = run(go())
+    if as_json:
+        typer.echo(p.model_dump_json(indent=2))
+    else:
+        _print_progress(p)
+
+
+@app.command("index-now")
+def index_now(
+    cc_pair_id: int = typer.Argument(...),
+    from_beginning: bool = typer.Option(False, "--from-beginning"),
+    wait: bool = typer.Option(False, "--wait"),
+    timeout: float = typer.Option(3600, "--timeout"),
+    tenant_id: str | None = TenantOption,
+) -> None:
+    """Run an indexing attempt now (optionally re-fetching everything)."""
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+
+    async def go() -> None:
+        client = await connect()
+        before = await connector_ops.progress(client, t, cc_pair_id)
+        await connector_ops.index_now(client, t, cc_pair_id, from_beginning)
+        console.print(f"index-now sent to cc-pair {cc_pair_id}")
+        if wait:
+            target = before.attempts_started + 1
+            final = await connector_ops.wait_for_attempts(
+                client, t, cc_pair_id, target, timeout=timeout
+            )
+            _print_progress(final)
+
+    run(go())
+
+
+def _signal(name: str, cc_pair_id: int, tenant_id: str | None) -> None:
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+
+    async def go() -> None:
+        await connector_ops.send(await connect(), t, cc_pair_id, name)
+
+    run(go())
+    console.print(f"{name} sent to cc-pair {cc_pair_id}")
+
+
+@app.command("pause")
+def pause(cc_pair_id: int = typer.Argument(...), tenant_id: str | None = TenantOption) -> None:
+    """Pause: the running attempt stops (resumable); no new runs until resumed."""
+    _signal("pause", cc_pair_id, tenant_id)
+
+
+@app.command("resume")
+def resume(cc_pair_id: int = typer.Argument(...), tenant_id: str | None = TenantOption) -> None:
+    """Resume a paused (or invalid) connector."""
+    _signal("resume", cc_pair_id, tenant_id)
+
+
+@app.command("cancel")
+def cancel(cc_pair_id: int = typer.Argument(...), tenant_id: str | None = TenantOption) -> None:
+    """Cancel the running attempt; the next run resumes from its checkpoint."""
+    _signal("cancel_run", cc_pair_id, tenant_id)
+
+
+@app.command("delete")
+def delete(
+    cc_pair_id: int = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+    tenant_id: str | None = TenantOption,
+) -> None:
+    """Stop the connector's workflow and delete it with the documents only it held."""
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+    if not yes:
+        typer.confirm(f"delete cc-pair {cc_pair_id} and its documents?", abort=True)
+
+    async def go() -> int:
+        return await connector_ops.delete_connector(await connect(), t, cc_pair_id)
+
+    removed = run(go())
+    console.print(f"deleted cc-pair {cc_pair_id} ({removed} documents removed)")

@@ -1,0 +1,240 @@
+"""``sluice dev``: the whole system on one machine, with one command.
+
+Starts (or uses, where a URL is set) Temporal with its Web UI, PostgreSQL with
+pgvector and Redis; migrates the default tenant; starts the workers of the
+deployment mode; adds a filesystem connector over a real corpus and indexes it;
+then prints where to look and keeps running until Ctrl-C, which stops every
+child process, workers first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from sluice.cli.common import fail, settings
+from sluice.config import DEV_ENV_FILE
+from sluice.errors import SluiceError
+
+console = Console()
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_NAME = "demo-docs"
+
+
+def _default_corpus() -> Path:
+    return REPO_ROOT / "docs"
+
+
+def dev(
+    corpus: Path | None = typer.Option(
+        None, "--corpus", help="Folder to index in the demo (default: the repo's docs/)."
+    ),
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="Add and index the demo connector."),
+    exit_after_demo: bool = typer.Option(
+        False, "--exit", help="Stop everything once the demo has indexed (for scripts)."
+    ),
+) -> None:
+    """Run Temporal, Postgres, Redis, the workers and a demo connector; Ctrl-C stops all."""
+    from sluice.devstack import dev_stack
+
+    s = settings()
+    started = time.monotonic()
+    corpus = (corpus or _default_corpus()).resolve()
+    if demo and not corpus.is_dir():
+        raise fail(f"--corpus {corpus}: not a directory")
+    console.print(f"[bold]Sluice dev[/] — data in {s.sluice_data_dir.resolve()}")
+    try:
+        with dev_stack(
+            s.sluice_data_dir,
+            database_url=s.database_url,
+            redis_url=s.redis_url,
+            temporal_address=s.temporal_address,
+            namespace=s.temporal_namespace,
+        ) as stack:
+            for note in stack.notes:
+                console.print(f"[yellow]note:[/] {note}")
+            os.environ.update(stack.env)
+            env_file = Path(DEV_ENV_FILE)
+            _write_env_file(env_file, stack.env)
+            from sluice.config import get_settings
+
+            get_settings.cache_clear()
+            s = get_settings()
+            console.print(
+                f"services up in {time.monotonic() - started:.1f}s: Temporal {s.temporal_address}, "
+                f"Postgres {s.database_url}, Redis {s.redis_url}"
+            )
+            workers = _start_workers(stack.data_dir, stack.env)
+            try:
+                asyncio.run(_prepare(s.default_tenant))
+                _wait_ready(workers)
+                console.print(
+                    f"workers ready ({', '.join(workers)}) in {time.monotonic() - started:.1f}s "
+                    f"since start; logs in {stack.data_dir / 'logs'}"
+                )
+                if demo:
+                    asyncio.run(_demo(s.default_tenant, corpus))
+                _print_next_steps(stack.ui_url, s.default_tenant)
+                if not exit_after_demo:
+                    _wait_for_ctrl_c()
+            finally:
+                console.print("stopping workers...")
+                _stop_workers(workers)
+                env_file.unlink(missing_ok=True)
+                console.print("stopping services...")
+    except SluiceError as exc:
+        raise fail(str(exc)) from None
+    console.print("stopped.")
+
+
+async def _prepare(tenant_id: str) -> None:
+    from sluice.db.engine import dispose_engines
+    from sluice.db.migrate import migrate_tenant
+
+    try:
+        await migrate_tenant(tenant_id)
+    finally:
+        await dispose_engines()
+
+
+class _Worker:
+    def __init__(self, kind: str, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.kind, self.proc, self.port, self.log = kind, proc, port, log
+
+
+def _start_workers(data_dir: Path, env: dict[str, str]) -> dict[str, _Worker]:
+    from sluice.config import get_settings
+    from sluice.devstack import free_port
+    from workers.kinds import kinds_for_mode
+
+    workers: dict[str, _Worker] = {}
+    for kind in kinds_for_mode(get_settings().sluice_mode):
+        port = free_port()
+        log = data_dir / "logs" / f"worker-{kind.name}.log"
+        out = open(log, "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sluice.cli.main", "worker", kind.name],
+            env={**os.environ, **env, "HEALTH_PORT": str(port), "LOG_FORMAT": "json"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        workers[kind.name] = _Worker(kind.name, proc, port, log)
+    return workers
+
+
+def _wait_ready(workers: dict[str, _Worker], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    pending = dict(workers)
+    while pending:
+        for name, w in list(pending.items()):
+            if w.proc.poll() is not None:
+                tail = "\n".join(w.log.read_text(errors="replace").splitlines()[-10:])
+                raise SluiceError(f"worker {name} exited with {w.proc.returncode}:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        del pending[name]
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            raise SluiceError(f"workers not ready after {timeout:.0f}s: {', '.join(pending)}")
+        time.sleep(0.2)
+
+
+def _stop_workers(workers: dict[str, _Worker]) -> None:
+    for w in workers.values():
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    for w in workers.values():
+        try:
+            w.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+
+
+async def _demo(tenant_id: str, corpus: Path) -> None:
+    from sluice import connector_ops
+    from sluice.ccpairs import list_cc_pairs
+    from sluice.cli.connector import _print_progress, _show_progress
+    from sluice.db.engine import dispose_engines
+    from sluice.index.search import search_chunks
+    from sluice.temporal.client import connect
+
+    try:
+        client = await connect()
+        existing = [p for p in await list_cc_pairs(tenant_id) if p.name == DEMO_NAME]
+        if existing and existing[0].config.get("path") == str(corpus):
+            pair = existing[0]
+            await connector_ops.start_connector_workflow(client, tenant_id, pair)
+            before = await connector_ops.progress(client, tenant_id, pair.id)
+            await connector_ops.index_now(client, tenant_id, pair.id)
+            console.print(f"demo connector exists (cc-pair {pair.id}); indexing changes only")
+            target = before.attempts_started + 1
+        else:
+            for old in existing:
+                await connector_ops.delete_connector(client, tenant_id, old.id)
+            pair = await connector_ops.add_connector(
+                client,
+                tenant_id,
+                name=DEMO_NAME,
+                source="filesystem",
+                config={"path": str(corpus)},
+                refresh_interval_seconds=3600,
+            )
+            console.print(f"added demo connector cc-pair {pair.id} over {corpus}")
+            target = 1
+        t0 = time.monotonic()
+        if target == 1:
+            final = await _show_progress(client, tenant_id, pair.id, timeout=600)
+        else:
+            final = await connector_ops.wait_for_attempts(client, tenant_id, pair.id, target)
+        _print_progress(final)
+        console.print(f"demo indexing took {time.monotonic() - t0:.1f}s")
+        query = "how does a connector resume after a worker crash"
+        hits = await search_chunks(tenant_id, query, limit=3)
+        console.print(f'sluice search "{query}":')
+        for hit in hits:
+            console.print(f"  - {hit.title} [dim]({hit.document_id} #{hit.chunk_id})[/]")
+    finally:
+        await dispose_engines()
+
+
+def _print_next_steps(ui_url: str | None, tenant_id: str) -> None:
+    console.print()
+    if ui_url:
+        console.print(f"[bold green]Temporal Web UI:[/] {ui_url}")
+    console.print("Try, in another shell (same directory):")
+    console.print('  uv run sluice search "checkpoint"')
+    console.print("  uv run sluice connector list")
+    console.print(
+        f"  temporal workflow query --workflow-id connector/{tenant_id}/1 --name progress "
+        f"--address {os.environ.get('TEMPORAL_ADDRESS', '127.0.0.1:7233')}"
+    )
+    console.print("Ctrl-C stops everything.")
+
+
+def _wait_for_ctrl_c() -> None:
+    """Block until Ctrl-C or SIGTERM, without a KeyboardInterrupt tearing through cleanup."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        signal.sigwait(signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def _write_env_file(path: Path, env: dict[str, str]) -> None:
+    """Let `sluice ...` in another shell find this stack (real env vars still win)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))

@@ -1,0 +1,151 @@
+"""Client-side operations on connectors: add (row + workflow), signal, query, wait.
+
+Used by the CLI and the tests alike, so both drive connectors the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+
+from sluice.ccpairs import CcPairInfo, create_cc_pair, delete_cc_pair_rows
+from sluice.indexing.models import (
+    ConnectorProgress,
+    ConnectorWorkflowInput,
+    IndexNowRequest,
+    RunTuning,
+)
+from sluice.queues import TaskQueue
+from sluice.temporal import search
+from sluice.temporal.tenant_context import tenant_scope
+from workflows.connector import ConnectorWorkflow, connector_workflow_id
+
+
+async def start_connector_workflow(
+    client: Client, tenant_id: str, pair: CcPairInfo, tuning: RunTuning | None = None
+) -> WorkflowHandle[ConnectorWorkflow, None]:
+    """Start the cc-pair's long-lived workflow, or return the one already running."""
+    with tenant_scope(tenant_id):
+        return await client.start_workflow(
+            ConnectorWorkflow.run,
+            ConnectorWorkflowInput(
+                tenant_id=tenant_id,
+                cc_pair_id=pair.id,
+                source=pair.source,
+                refresh_interval_seconds=pair.refresh_interval_seconds,
+                tuning=tuning or RunTuning(),
+            ),
+            id=connector_workflow_id(tenant_id, pair.id),
+            task_queue=TaskQueue.PRIMARY.value,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search.TENANT, tenant_id),
+                    SearchAttributePair(search.CC_PAIR, pair.id),
+                    SearchAttributePair(search.SOURCE, pair.source),
+                    SearchAttributePair(search.STATE, "idle"),
+                ]
+            ),
+            static_summary=f"{pair.source} connector '{pair.name}' (cc-pair {pair.id})",
+            static_details=f"tenant {tenant_id}; refresh every "
+            f"{pair.refresh_interval_seconds or 'never (index-now only)'} s",
+        )
+
+
+async def add_connector(
+    client: Client,
+    tenant_id: str,
+    *,
+    name: str,
+    source: str,
+    config: dict[str, Any],
+    refresh_interval_seconds: int | None = None,
+    prune_interval_seconds: int | None = None,
+    tuning: RunTuning | None = None,
+) -> CcPairInfo:
+    """Validate, write the cc-pair, start its workflow; undo the row if the start fails."""
+    pair = await create_cc_pair(
+        tenant_id,
+        name=name,
+        source=source,
+        config=config,
+        refresh_interval_seconds=refresh_interval_seconds,
+        prune_interval_seconds=prune_interval_seconds,
+    )
+    try:
+        await start_connector_workflow(client, tenant_id, pair, tuning)
+    except BaseException:
+        await delete_cc_pair_rows(tenant_id, pair.id)
+        raise
+    return pair
+
+
+def handle(client: Client, tenant_id: str, cc_pair_id: int) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(connector_workflow_id(tenant_id, cc_pair_id))
+
+
+async def progress(client: Client, tenant_id: str, cc_pair_id: int) -> ConnectorProgress:
+    with tenant_scope(tenant_id):
+        return await handle(client, tenant_id, cc_pair_id).query(ConnectorWorkflow.progress)
+
+
+async def index_now(
+    client: Client, tenant_id: str, cc_pair_id: int, from_beginning: bool = False
+) -> None:
+    with tenant_scope(tenant_id):
+        await handle(client, tenant_id, cc_pair_id).signal(
+            ConnectorWorkflow.index_now, IndexNowRequest(from_beginning=from_beginning)
+        )
+
+
+async def send(client: Client, tenant_id: str, cc_pair_id: int, signal: str) -> None:
+    """``pause``, ``resume`` or ``cancel_run``."""
+    if signal not in ("pause", "resume", "cancel_run"):
+        raise ValueError(f"unknown signal {signal!r}")
+    with tenant_scope(tenant_id):
+        await handle(client, tenant_id, cc_pair_id).signal(signal)
+
+
+async def wait_for_attempts(
+    client: Client,
+    tenant_id: str,
+    cc_pair_id: int,
+    attempts: int = 1,
+    *,
+    timeout: float = 600,
+    on_progress: Callable[[ConnectorProgress], None] | None = None,
+    poll: float = 0.25,
+) -> ConnectorProgress:
+    """Poll ``progress`` until ``attempts`` attempts have ended (bounded by ``timeout``)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        current = await progress(client, tenant_id, cc_pair_id)
+        if on_progress is not None:
+            on_progress(current)
+        finished = current.attempts_started - (1 if current.attempt_id is not None else 0)
+        if finished >= attempts and current.attempt_id is None:
+            return current
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"cc-pair {cc_pair_id}: attempt not finished after {timeout}s")
+        await asyncio.sleep(poll)
+
+
+async def delete_connector(client: Client, tenant_id: str, cc_pair_id: int) -> int:
+    """Stop the workflow, then delete the cc-pair with the documents only it held."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    with tenant_scope(tenant_id):
+        try:
+            await handle(client, tenant_id, cc_pair_id).terminate(reason="connector deleted")
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    return await delete_cc_pair_rows(tenant_id, cc_pair_id)

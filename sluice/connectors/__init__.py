@@ -1,0 +1,1 @@
+"""Connectors: the checkpointed protocol and the sources Sluice can index."""

@@ -1,0 +1,536 @@
+"""Web connector: a breadth-first crawl of one host, or the pages listed in a sitemap.
+
+The whole crawl frontier lives in the checkpoint cursor, so an activity that dies mid-crawl
+resumes exactly where its last heartbeat left it instead of re-crawling from the start URL.
+The HTML-to-text parser here uses only the stdlib ``html.parser`` (no new dependency) and is
+shared with the filesystem connector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import ClassVar
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from xml.etree import ElementTree
+
+import httpx
+from pydantic import Field, JsonValue, field_validator
+
+from sluice.connectors.base import Connector, ConnectorConfig
+from sluice.connectors.models import (
+    Checkpoint,
+    ConnectorOutput,
+    Document,
+    DocumentFailure,
+    Section,
+)
+from sluice.errors import ConnectorConfigError, SluiceError
+
+USER_AGENT = "Sluice/0.1 (web connector)"
+MAX_PAGE_BYTES = 10 * 1024 * 1024
+"""Pages larger than this are reported as failures rather than held in memory."""
+
+MAX_URL_LENGTH = 2000
+"""Longer URLs are ignored: they could not be document IDs (``Document.id`` max length)."""
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class WebFetchError(SluiceError):
+    """The crawl's root (start page or sitemap) could not be fetched; retryable.
+
+    Raised by ``list_ids`` only: an empty ID list would make pruning delete every page.
+    """
+
+
+# --------------------------------------------------------------------------- HTML to text
+
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "iframe", "object"})
+_HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+        "fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "li", "main",
+        "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+    }
+)  # fmt: skip
+
+
+@dataclass
+class HtmlSection:
+    """Text between two headings; ``anchor`` is the heading's ``id`` attribute, if any."""
+
+    text: str
+    anchor: str | None = None
+
+
+@dataclass
+class HtmlPage:
+    """What a page contributes: its title, text split at headings, and raw link targets."""
+
+    title: str | None
+    sections: list[HtmlSection]
+    links: list[str] = field(default_factory=list)
+    base_href: str | None = None
+    first_h1: str | None = None
+
+
+class _HtmlTextParser(HTMLParser):
+    """Collects visible text (minus scripts/styles), the title, headings and ``<a href>``."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title_parts: list[str] = []
+        self.h1_parts: list[str] = []
+        self.links: list[str] = []
+        self.base_href: str | None = None
+        self.sections: list[tuple[str | None, list[str]]] = [(None, [])]
+        self._skip = 0
+        self._in_title = False
+        self._in_first_h1 = False
+        self._seen_h1 = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip += 1
+            return
+        if self._skip:
+            return
+        if tag == "title":
+            self._in_title = True
+        elif tag == "a":
+            href = dict(attrs).get("href")
+            if href:
+                self.links.append(href)
+        elif tag == "base" and self.base_href is None:
+            self.base_href = dict(attrs).get("href") or None
+        elif tag in _HEADING_TAGS:
+            anchor = dict(attrs).get("id") or None
+            _, parts = self.sections[-1]
+            if "".join(parts).strip():
+                self.sections.append((anchor, []))
+            else:
+                self.sections[-1] = (anchor, parts)
+            if tag == "h1" and not self._seen_h1:
+                self._in_first_h1 = True
+            self.sections[-1][1].append("\n")
+        elif tag in _BLOCK_TAGS:
+            self.sections[-1][1].append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip = max(0, self._skip - 1)
+            return
+        if self._skip:
+            return
+        if tag == "title":
+            self._in_title = False
+        elif tag in _HEADING_TAGS:
+            if tag == "h1" and self._in_first_h1:
+                self._in_first_h1 = False
+                self._seen_h1 = True
+            self.sections[-1][1].append("\n")
+        elif tag in _BLOCK_TAGS:
+            self.sections[-1][1].append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        if self._in_title:
+            self.title_parts.append(data)
+            return
+        if self._in_first_h1:
+            self.h1_parts.append(data)
+        self.sections[-1][1].append(data)
+
+
+def _tidy(text: str) -> str:
+    """Collapse whitespace inside lines and drop blank lines."""
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def parse_html(html: str) -> HtmlPage:
+    """Strip HTML to text, split at headings; always returns at least one section."""
+    parser = _HtmlTextParser()
+    parser.feed(html)
+    parser.close()
+    sections = [
+        HtmlSection(text=text, anchor=anchor)
+        for anchor, parts in parser.sections
+        if (text := _tidy("".join(parts)))
+    ]
+    return HtmlPage(
+        title=_tidy(" ".join("".join(parser.title_parts).split())) or None,
+        sections=sections or [HtmlSection(text="")],
+        links=parser.links,
+        base_href=parser.base_href,
+        first_h1=_tidy(" ".join("".join(parser.h1_parts).split())) or None,
+    )
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def normalize_url(url: str, base: str | None = None) -> str | None:
+    """Canonical form used as document ID and for de-duplication; None if not usable.
+
+    Lower-cases scheme and host, drops default ports, user info and the fragment, makes an
+    empty path ``/`` and percent-encodes characters that are unsafe in a URL.
+    """
+    try:
+        parts = urlsplit(urljoin(base, url.strip()) if base else url.strip())
+        scheme = parts.scheme.lower()
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    query = quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
+    normalised = urlunsplit((scheme, netloc, path, query, ""))
+    return normalised if len(normalised) <= MAX_URL_LENGTH else None
+
+
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+# --------------------------------------------------------------------------- config
+
+
+class WebConfig(ConnectorConfig):
+    """Where to crawl and how much; the start URL's host bounds the crawl."""
+
+    start_url: str = Field(description="http(s) URL of the first page, or of sitemap.xml.")
+    max_pages: int = Field(default=100, ge=1, le=100_000)
+    sitemap: bool = Field(default=False, description="start_url is a sitemap; crawl its <loc>s.")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
+
+    @field_validator("start_url")
+    @classmethod
+    def _check_start_url(cls, value: str) -> str:
+        normalised = normalize_url(value)
+        if normalised is None:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return normalised
+
+
+# --------------------------------------------------------------------------- crawl state
+
+
+@dataclass
+class _CrawlState:
+    """The frontier. Invariant: ``emitted + len(queue) <= max_pages``, so ``seen`` stays small."""
+
+    queue: deque[str]
+    seen: list[str]
+    seen_set: set[str]
+    emitted: int
+
+    @classmethod
+    def fresh(cls, urls: list[str]) -> _CrawlState:
+        return cls(deque(urls), list(urls), set(urls), 0)
+
+    @classmethod
+    def from_cursor(cls, cursor: object) -> _CrawlState:
+        if not isinstance(cursor, dict):
+            raise ConnectorConfigError("malformed web checkpoint cursor: expected an object")
+        queue, seen, emitted = cursor.get("queue"), cursor.get("seen"), cursor.get("emitted")
+        if (
+            not isinstance(queue, list)
+            or not isinstance(seen, list)
+            or not all(isinstance(u, str) for u in [*queue, *seen])
+            or not isinstance(emitted, int)
+            or isinstance(emitted, bool)
+        ):
+            raise ConnectorConfigError(
+                "malformed web checkpoint cursor: "
+                "expected {queue: [str], seen: [str], emitted: int}"
+            )
+        return cls(deque(queue), list(seen), set(seen), emitted)
+
+    def cursor(self) -> dict[str, JsonValue]:
+        return {"queue": list(self.queue), "seen": list(self.seen), "emitted": self.emitted}
+
+    def add(self, url: str) -> None:
+        self.seen.append(url)
+        self.seen_set.add(url)
+
+
+@dataclass
+class _Fetched:
+    """One fetch's outcome: exactly one of page/failure is set, or neither (skipped)."""
+
+    url: str
+    page: HtmlPage | None = None
+    failure: str | None = None
+    transient: bool = False
+    last_modified: datetime | None = None
+    body: bytes | None = None
+    """Raw body, only for non-page fetches (the sitemap)."""
+
+
+class _OffHostRedirect(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+# --------------------------------------------------------------------------- connector
+
+
+class WebConnector(Connector[WebConfig]):
+    """Crawls one host breadth-first (or a sitemap's pages) with a resumable frontier.
+
+    Checkpoint cursor: ``{"queue": [pending urls], "seen": [emitted or queued urls],
+    "emitted": pages fetched so far}``. Every fetched URL (documents, failures, skipped
+    non-HTML responses) counts towards ``max_pages``, which bounds work, not just output.
+    """
+
+    source: ClassVar[str] = "web"
+    config_model: ClassVar[type[ConnectorConfig]] = WebConfig
+
+    @property
+    def _start(self) -> str:
+        return self.config.start_url
+
+    def validate_source(self) -> None:
+        if normalize_url(self._start) is None:
+            raise ConnectorConfigError(
+                f"connector config field 'start_url': {self._start!r} is not an http(s) URL "
+                "with a host"
+            )
+
+    def _client(self) -> httpx.AsyncClient:
+        host = _netloc(self._start)
+
+        async def guard(request: httpx.Request) -> None:
+            # Redirects are followed by httpx; refuse to leave the host, even for one hop.
+            target = normalize_url(str(request.url))
+            if target is None or _netloc(target) != host:
+                raise _OffHostRedirect(str(request.url))
+
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.config.timeout_seconds),
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+            event_hooks={"request": [guard]},
+        )
+
+    async def _fetch(self, client: httpx.AsyncClient, url: str, *, html_only: bool) -> _Fetched:
+        """GET ``url``; failures are values, not exceptions, so the crawl carries on."""
+        timeout = self.config.timeout_seconds
+        try:
+            async with asyncio.timeout(timeout * 3):  # total bound: slow-drip bodies too
+                async with client.stream("GET", url) as response:
+                    return await self._read(response, url, html_only=html_only)
+        except _OffHostRedirect as exc:
+            return _Fetched(url, failure=f"redirected off-host to {exc.url}; not followed")
+        except (httpx.TimeoutException, TimeoutError):
+            return _Fetched(url, failure=f"timed out after {timeout:g}s", transient=True)
+        except httpx.TooManyRedirects:
+            return _Fetched(url, failure="too many redirects")
+        except httpx.HTTPError as exc:
+            return _Fetched(url, failure=f"{type(exc).__name__}: {exc}", transient=True)
+
+    async def _read(self, response: httpx.Response, url: str, *, html_only: bool) -> _Fetched:
+        if response.status_code >= 400:
+            return _Fetched(
+                url,
+                failure=f"HTTP {response.status_code} {response.reason_phrase}".strip(),
+                transient=response.status_code >= 500 or response.status_code == 429,
+            )
+        final = normalize_url(str(response.url)) or url
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if html_only and content_type and content_type not in _HTML_TYPES:
+            return _Fetched(final)  # skipped: not a page we can index
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body.extend(chunk)
+            if len(body) > MAX_PAGE_BYTES:
+                return _Fetched(final, failure=f"larger than {MAX_PAGE_BYTES} bytes")
+        if not html_only:
+            return _Fetched(final, body=bytes(body))
+        try:
+            text = bytes(body).decode(response.charset_encoding or "utf-8", errors="replace")
+        except LookupError:  # unknown charset name in the Content-Type header
+            text = bytes(body).decode("utf-8", errors="replace")
+        try:
+            page = parse_html(text.replace("\x00", ""))
+        except Exception as exc:  # html.parser can still assert on pathological input
+            return _Fetched(final, failure=f"could not parse HTML: {exc}")
+        return _Fetched(final, page=page, last_modified=_last_modified(response))
+
+    async def _sitemap_urls(self, client: httpx.AsyncClient) -> list[str] | str:
+        """Page URLs from the sitemap (one level of sitemap index), or an error message."""
+        host = _netloc(self._start)
+        pending: list[str] = [self._start]
+        pages: list[str] = []
+        fetched = 0
+        while pending and fetched < 50:
+            sitemap_url = pending.pop(0)
+            fetched += 1
+            result = await self._fetch(client, sitemap_url, html_only=False)
+            if result.body is None:
+                if sitemap_url == self._start:
+                    return f"sitemap: {result.failure or 'no content'}"
+                continue
+            try:
+                root = ElementTree.fromstring(result.body)
+            except ElementTree.ParseError as exc:
+                if sitemap_url == self._start:
+                    return f"sitemap is not valid XML: {exc}"
+                continue
+            is_index = root.tag.rsplit("}", 1)[-1] == "sitemapindex"
+            for element in root.iter():
+                if element.tag.rsplit("}", 1)[-1] != "loc" or not element.text:
+                    continue
+                url = normalize_url(element.text)
+                if url is None or _netloc(url) != host:
+                    continue
+                if is_index and sitemap_url == self._start:
+                    pending.append(url)
+                elif url not in pages:
+                    pages.append(url)
+        return pages[: self.config.max_pages]
+
+    def _document(self, fetched: _Fetched) -> Document:
+        assert fetched.page is not None
+        page, url = fetched.page, fetched.url
+        return Document(
+            id=url,
+            source=self.source,
+            semantic_identifier=page.title or page.first_h1 or url,
+            link=url,
+            sections=[
+                Section(text=s.text, link=f"{url}#{s.anchor}" if s.anchor else url)
+                for s in page.sections
+            ],
+            metadata={"url": url, "host": _netloc(url)},
+            acl=["public"],
+            updated_at=fetched.last_modified,
+        )
+
+    async def _crawl(
+        self, client: httpx.AsyncClient, state: _CrawlState
+    ) -> AsyncIterator[_Fetched]:
+        """Fetch the frontier in order, growing it with same-host links (crawl mode only)."""
+        host = _netloc(self._start)
+        limit = self.config.max_pages
+        while state.queue and state.emitted < limit:
+            url = state.queue.popleft()
+            state.emitted += 1
+            fetched = await self._fetch(client, url, html_only=True)
+            if fetched.url != url:  # redirected within the host
+                if fetched.url in state.seen_set:
+                    continue  # that page is (or will be) crawled under its own URL
+                state.add(fetched.url)
+            if fetched.page is not None and not self.config.sitemap:
+                base = fetched.url
+                if fetched.page.base_href:
+                    base = normalize_url(fetched.page.base_href, fetched.url) or base
+                for href in fetched.page.links:
+                    if state.emitted + len(state.queue) >= limit:
+                        break
+                    link = normalize_url(href, base)
+                    if link is None or link in state.seen_set or _netloc(link) != host:
+                        continue
+                    state.queue.append(link)
+                    state.add(link)
+            yield fetched
+
+    async def _initial_state(
+        self, client: httpx.AsyncClient, checkpoint: Checkpoint
+    ) -> _CrawlState | str:
+        if checkpoint.cursor is not None:
+            return _CrawlState.from_cursor(checkpoint.cursor)
+        if not self.config.sitemap:
+            return _CrawlState.fresh([self._start])
+        urls = await self._sitemap_urls(client)
+        return urls if isinstance(urls, str) else _CrawlState.fresh(urls)
+
+    async def load(self, checkpoint: Checkpoint) -> AsyncIterator[ConnectorOutput]:
+        """Yield pages; each item is held back until the next is known so the last has done."""
+        since = checkpoint.since
+        async with self._client() as client:
+            state = await self._initial_state(client, checkpoint)
+            if isinstance(state, str):  # the sitemap itself failed: nothing else to do
+                failure = DocumentFailure(document_link=self._start, message=state)
+                yield ConnectorOutput(
+                    kind="failure",
+                    failure=failure,
+                    checkpoint=Checkpoint(
+                        cursor=_CrawlState.fresh([]).cursor(), since=since, done=True
+                    ),
+                )
+                return
+            pending: ConnectorOutput | None = None
+            async for fetched in self._crawl(client, state):
+                if fetched.page is None and fetched.failure is None:
+                    continue
+                after = Checkpoint(cursor=state.cursor(), since=since)
+                if fetched.failure is not None:
+                    output = ConnectorOutput(
+                        kind="failure",
+                        failure=DocumentFailure(
+                            document_id=fetched.url,
+                            document_link=fetched.url,
+                            message=fetched.failure,
+                        ),
+                        checkpoint=after,
+                    )
+                else:
+                    output = ConnectorOutput(
+                        kind="document", document=self._document(fetched), checkpoint=after
+                    )
+                if pending is not None:
+                    yield pending
+                pending = output
+            if pending is not None:
+                pending.checkpoint = Checkpoint(cursor=state.cursor(), since=since, done=True)
+                yield pending
+
+    async def list_ids(self) -> AsyncIterator[str]:
+        """Sitemap: its URLs. Crawl: pages found, including transiently failing ones.
+
+        Pages that fail transiently (timeouts, 5xx) are still listed, so a flaky server
+        does not get its documents pruned; 4xx pages are gone and are not listed.
+        """
+        async with self._client() as client:
+            if self.config.sitemap:
+                urls = await self._sitemap_urls(client)
+                if isinstance(urls, str):
+                    raise WebFetchError(urls)
+                for url in urls:
+                    yield url
+                return
+            state = _CrawlState.fresh([self._start])
+            first = True
+            async for fetched in self._crawl(client, state):
+                if first and fetched.failure is not None:
+                    raise WebFetchError(f"start page {self._start}: {fetched.failure}")
+                first = False
+                if fetched.page is not None or fetched.transient:
+                    yield fetched.url
+
+
+def _last_modified(response: httpx.Response) -> datetime | None:
+    value = response.headers.get("last-modified")
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Indexing: split documents into chunks, embed them and store them for search."""

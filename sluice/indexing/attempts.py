@@ -1,0 +1,137 @@
+"""Index-attempt rows: the product's view of each run (status, counts, errors).
+
+The workflow decides; these functions record. Counts written at the end come
+from workflow history, so the row can never drift from what actually ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sluice.connectors.models import DocumentFailure
+from sluice.db.models import AttemptStatus
+from sluice.indexing.models import AttemptCounts, ProcessResult
+
+
+async def create_attempt(
+    raw: Any, cc_pair_id: int, from_beginning: bool, workflow_id: str, run_id: str
+) -> int:
+    return int(
+        await raw.fetchval(
+            """
+            INSERT INTO index_attempt (cc_pair_id, status, from_beginning, workflow_id, run_id,
+                                       started_at)
+            VALUES ($1, $2, $3, $4, $5, now()) RETURNING id
+            """,
+            cc_pair_id,
+            AttemptStatus.IN_PROGRESS.value,
+            from_beginning,
+            workflow_id,
+            run_id,
+        )
+    )
+
+
+async def finish_attempt(
+    raw: Any, attempt_id: int, status: AttemptStatus, counts: AttemptCounts, error: str | None
+) -> None:
+    await raw.execute(
+        """
+        UPDATE index_attempt SET status = $2, error_message = $3, finished_at = now(),
+            updated_at = now(), batches = $4, docs_fetched = $5, docs_indexed = $6,
+            docs_skipped = $7, docs_failed = $8, chunks_written = $9
+        WHERE id = $1
+        """,
+        attempt_id,
+        status.value,
+        error,
+        counts.batches,
+        counts.docs_fetched,
+        counts.docs_indexed,
+        counts.docs_skipped,
+        counts.docs_failed,
+        counts.chunks_written,
+    )
+
+
+async def add_batch_result(raw: Any, attempt_id: int, result: ProcessResult) -> None:
+    """Live counts while the run goes on (same transaction as the batch's writes)."""
+    await raw.execute(
+        """
+        UPDATE index_attempt SET batches = batches + 1, docs_indexed = docs_indexed + $2,
+            docs_skipped = docs_skipped + $3, docs_failed = docs_failed + $4,
+            chunks_written = chunks_written + $5, updated_at = now()
+        WHERE id = $1
+        """,
+        attempt_id,
+        result.docs_indexed,
+        result.docs_skipped,
+        result.docs_failed,
+        result.chunks_written,
+    )
+
+
+def _failure_key(failure: DocumentFailure) -> str:
+    key = failure.document_id or failure.document_link
+    return key or hashlib.sha256(failure.message.encode()).hexdigest()
+
+
+async def record_failures(
+    raw: Any, attempt_id: int, cc_pair_id: int, stage: str, failures: Sequence[DocumentFailure]
+) -> None:
+    """Store per-document failures; recording the same one twice keeps one row."""
+    if not failures:
+        return
+    await raw.executemany(
+        """
+        INSERT INTO index_attempt_error (index_attempt_id, cc_pair_id, stage, document_key,
+                                         document_id, document_link, failure_message)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (index_attempt_id, stage, document_key) DO NOTHING
+        """,
+        [
+            (
+                attempt_id,
+                cc_pair_id,
+                stage,
+                _failure_key(f),
+                f.document_id,
+                f.document_link,
+                f.message[:4000],
+            )
+            for f in failures
+        ],
+    )
+
+
+async def set_cc_pair_status(
+    raw: Any,
+    cc_pair_id: int,
+    status: str,
+    flag_reason: str | None,
+    consecutive_failures: int | None,
+) -> None:
+    await raw.execute(
+        """
+        UPDATE connector_credential_pair SET status = $2, flag_reason = $3,
+            consecutive_failures = coalesce($4, consecutive_failures), updated_at = now()
+        WHERE id = $1 AND status <> 'deleting'
+        """,
+        cc_pair_id,
+        status,
+        flag_reason,
+        consecutive_failures,
+    )
+
+
+async def mark_indexed(raw: Any, cc_pair_id: int) -> None:
+    await raw.execute(
+        """
+        UPDATE connector_credential_pair SET last_successful_index_at = now(),
+            consecutive_failures = 0, flag_reason = NULL, updated_at = now()
+        WHERE id = $1
+        """,
+        cc_pair_id,
+    )

@@ -1,0 +1,192 @@
+"""Messages between the connector workflow and its activities.
+
+Everything here travels through workflow history, so it stays small: documents
+never do (they are staged and passed by reference, see :mod:`sluice.indexing.staging`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from sluice.connectors.models import Checkpoint, DocumentFailure
+
+
+class RunTuning(BaseModel):
+    """Knobs for one connector's runs; defaults suit production, tests shrink them."""
+
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    batches_per_fetch: int = Field(default=5, ge=1, le=1000)
+    max_batches_in_flight: int = Field(default=4, ge=1, le=64)
+    batches_before_continue_as_new: int = Field(default=500, ge=1)
+    fetch_heartbeat_seconds: float = Field(default=60.0, gt=0)
+    process_heartbeat_seconds: float = Field(default=120.0, gt=0)
+    fetch_attempts: int = Field(default=5, ge=1, le=100)
+    failures_before_flag: int = Field(default=5, ge=1)
+
+
+class ConnectorWorkflowInput(BaseModel):
+    """Start (and continue-as-new) input of the connector workflow."""
+
+    tenant_id: str
+    cc_pair_id: int
+    source: str
+    refresh_interval_seconds: int | None = None
+    tuning: RunTuning = Field(default_factory=RunTuning)
+    carried: CarriedState | None = None
+
+
+class RunState(StrEnum):
+    """What the connector workflow is doing (the SluiceState search attribute)."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    INVALID = "invalid"
+    STOPPED = "stopped"
+
+
+class AttemptCounts(BaseModel):
+    batches: int = 0
+    docs_fetched: int = 0
+    docs_indexed: int = 0
+    docs_skipped: int = 0
+    docs_failed: int = 0
+    chunks_written: int = 0
+
+    def add(self, other: AttemptCounts) -> None:
+        for name in AttemptCounts.model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class AttemptInProgress(BaseModel):
+    """An attempt that spans continue-as-new: its row ID, counts and next batch number."""
+
+    attempt_id: int
+    from_beginning: bool = False
+    next_seq: int = 0
+    counts: AttemptCounts = Field(default_factory=AttemptCounts)
+
+
+class CarriedState(BaseModel):
+    """Everything the workflow knows that must survive continue-as-new (small JSON)."""
+
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    paused: bool = False
+    invalid_reason: str | None = None
+    index_requested: bool = True
+    from_beginning: bool = False
+    attempt: AttemptInProgress | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_error_type: str | None = None
+    attempts_started: int = 0
+    last_attempt_status: str | None = None
+    next_run_at: float | None = Field(default=None, description="Epoch seconds of the next run.")
+    pass_started_at: float | None = Field(
+        default=None, description="When the current pass over the source began."
+    )
+    last_pass_started_at: float | None = Field(
+        default=None, description="When the last *completed* pass began: the next `since`."
+    )
+
+
+class IndexNowRequest(BaseModel):
+    from_beginning: bool = False
+
+
+class ConnectorProgress(BaseModel):
+    """The ``progress`` query: what a person watching the connector wants to know."""
+
+    tenant_id: str
+    cc_pair_id: int
+    source: str
+    state: RunState
+    attempt_id: int | None = None
+    attempts_started: int = 0
+    last_attempt_status: str | None = None
+    counts: AttemptCounts = Field(default_factory=AttemptCounts)
+    batches_in_flight: int = 0
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    invalid_reason: str | None = None
+    next_run_in_seconds: float | None = None
+
+
+# --- activity messages ----------------------------------------------------------------
+
+
+class StartAttemptRequest(BaseModel):
+    cc_pair_id: int
+    from_beginning: bool = False
+    workflow_id: str
+    run_id: str
+
+
+class FetchRequest(BaseModel):
+    cc_pair_id: int
+    attempt_id: int
+    checkpoint: Checkpoint
+    first_seq: int
+    batch_size: int
+    max_batches: int
+
+
+class StagedBatchRef(BaseModel):
+    """Claim check for one staged batch: its row ID, order and size, never its documents."""
+
+    batch_id: int
+    seq: int
+    doc_count: int
+
+
+class FetchResult(BaseModel):
+    batches: list[StagedBatchRef]
+    checkpoint: Checkpoint
+    docs_fetched: int
+    failures: int
+
+
+class FetchHeartbeat(BaseModel):
+    """Heartbeat details of the fetch activity: a retry resumes exactly here."""
+
+    checkpoint: Checkpoint
+    batches: list[StagedBatchRef]
+    docs_fetched: int
+    failures: int
+    position: int = Field(description="Documents produced so far by this activity.")
+
+
+class ProcessRequest(BaseModel):
+    cc_pair_id: int
+    attempt_id: int
+    batch: StagedBatchRef
+
+
+class ProcessResult(BaseModel):
+    docs_indexed: int = 0
+    docs_skipped: int = 0
+    docs_failed: int = 0
+    duplicates: int = 0
+    chunks_written: int = 0
+
+
+class FinishAttemptRequest(BaseModel):
+    cc_pair_id: int
+    attempt_id: int
+    status: str
+    counts: AttemptCounts
+    error: str | None = None
+    errors: list[DocumentFailure] = Field(default_factory=list)
+
+
+class CcPairStatusUpdate(BaseModel):
+    cc_pair_id: int
+    status: str
+    flag_reason: str | None = None
+    consecutive_failures: int | None = None
+
+
+ConnectorWorkflowInput.model_rebuild()

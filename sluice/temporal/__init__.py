@@ -1,0 +1,1 @@
+"""Temporal plumbing shared by clients, workers and workflows (no business logic)."""

@@ -1,0 +1,197 @@
+"""Carries ``tenant_id`` in Temporal headers: client → workflow → activities/children.
+
+The client side stamps the tenant from :func:`tenant_scope` onto every workflow it
+starts, signals, queries or updates. Inside a workflow the header (or, failing
+that, the ``tenant_id`` field of the workflow input) is remembered and stamped on
+every activity, child workflow and continue-as-new. In an activity it is bound to
+the context variable that tenant-bound DB sessions read, and to structlog's
+context with the workflow and activity IDs, so every log line names the tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import structlog
+import temporalio.activity
+import temporalio.api.common.v1
+import temporalio.client
+import temporalio.converter
+import temporalio.worker
+import temporalio.workflow
+
+from sluice.temporal.tenant_context import (
+    TENANT_HEADER,
+    _current_tenant,
+    maybe_current_tenant,
+    set_tenant,
+)
+
+Headers = Mapping[str, temporalio.api.common.v1.Payload]
+
+
+def _encode(tenant_id: str) -> temporalio.api.common.v1.Payload:
+    return temporalio.converter.PayloadConverter.default.to_payload(tenant_id)
+
+
+def _decode(headers: Headers) -> str | None:
+    payload = headers.get(TENANT_HEADER)
+    if payload is None:
+        return None
+    value = temporalio.converter.PayloadConverter.default.from_payload(payload, str)
+    return value if isinstance(value, str) else None
+
+
+def with_tenant(headers: Headers, tenant_id: str | None) -> Headers:
+    if tenant_id is None:
+        return headers
+    return {**headers, TENANT_HEADER: _encode(tenant_id)}
+
+
+class TenantInterceptor(temporalio.client.Interceptor, temporalio.worker.Interceptor):
+    """Register on the client; workers built from that client inherit it."""
+
+    def intercept_client(
+        self, next: temporalio.client.OutboundInterceptor
+    ) -> temporalio.client.OutboundInterceptor:
+        return _ClientOutbound(next)
+
+    def intercept_activity(
+        self, next: temporalio.worker.ActivityInboundInterceptor
+    ) -> temporalio.worker.ActivityInboundInterceptor:
+        return _ActivityInbound(next)
+
+    def workflow_interceptor_class(
+        self, input: temporalio.worker.WorkflowInterceptorClassInput
+    ) -> type[temporalio.worker.WorkflowInboundInterceptor] | None:
+        return _WorkflowInbound
+
+
+class _ClientOutbound(temporalio.client.OutboundInterceptor):
+    async def start_workflow(
+        self, input: temporalio.client.StartWorkflowInput
+    ) -> temporalio.client.WorkflowHandle[Any, Any]:
+        input.headers = with_tenant(input.headers, maybe_current_tenant())
+        return await super().start_workflow(input)
+
+    async def signal_workflow(self, input: temporalio.client.SignalWorkflowInput) -> None:
+        input.headers = with_tenant(input.headers, maybe_current_tenant())
+        await super().signal_workflow(input)
+
+    async def query_workflow(self, input: temporalio.client.QueryWorkflowInput) -> Any:
+        input.headers = with_tenant(input.headers, maybe_current_tenant())
+        return await super().query_workflow(input)
+
+    async def start_workflow_update(
+        self, input: temporalio.client.StartWorkflowUpdateInput
+    ) -> temporalio.client.WorkflowUpdateHandle[Any]:
+        input.headers = with_tenant(input.headers, maybe_current_tenant())
+        return await super().start_workflow_update(input)
+
+    async def create_schedule(
+        self, input: temporalio.client.CreateScheduleInput
+    ) -> temporalio.client.ScheduleHandle:
+        action = input.schedule.action
+        if isinstance(action, temporalio.client.ScheduleActionStartWorkflow):
+            tenant = maybe_current_tenant()
+            if tenant is not None:
+                action.headers = {**(action.headers or {}), TENANT_HEADER: _encode(tenant)}
+        return await super().create_schedule(input)
+
+
+def _bind_activity_logs(tenant_id: str | None) -> None:
+    info = temporalio.activity.info()
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        tenant_id=tenant_id,
+        workflow_id=info.workflow_id,
+        run_id=info.workflow_run_id,
+        activity_type=info.activity_type,
+        activity_id=info.activity_id,
+        attempt=info.attempt,
+    )
+
+
+class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
+    async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
+        tenant = _decode(input.headers)
+        token = _current_tenant.set(tenant)
+        _bind_activity_logs(tenant)
+        try:
+            return await super().execute_activity(input)
+        finally:
+            _current_tenant.reset(token)
+            structlog.contextvars.clear_contextvars()
+
+
+class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
+    """Remembers the run's tenant and hands it to everything the workflow starts."""
+
+    tenant_id: str | None = None
+
+    def init(self, outbound: temporalio.worker.WorkflowOutboundInterceptor) -> None:
+        super().init(_WorkflowOutbound(outbound, self))
+
+    async def execute_workflow(self, input: temporalio.worker.ExecuteWorkflowInput) -> Any:
+        tenant = _decode(input.headers)
+        if tenant is None and input.args:
+            tenant = getattr(input.args[0], "tenant_id", None)
+        self.tenant_id = tenant
+        set_tenant(tenant)
+        return await super().execute_workflow(input)
+
+    async def handle_signal(self, input: temporalio.worker.HandleSignalInput) -> None:
+        set_tenant(self.tenant_id)
+        await super().handle_signal(input)
+
+    async def handle_query(self, input: temporalio.worker.HandleQueryInput) -> Any:
+        set_tenant(self.tenant_id)
+        return await super().handle_query(input)
+
+    def handle_update_validator(self, input: temporalio.worker.HandleUpdateInput) -> None:
+        set_tenant(self.tenant_id)
+        super().handle_update_validator(input)
+
+    async def handle_update_handler(self, input: temporalio.worker.HandleUpdateInput) -> Any:
+        set_tenant(self.tenant_id)
+        return await super().handle_update_handler(input)
+
+
+class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
+    def __init__(
+        self, next: temporalio.worker.WorkflowOutboundInterceptor, inbound: _WorkflowInbound
+    ) -> None:
+        super().__init__(next)
+        self._inbound = inbound
+
+    def _headers(self, headers: Headers) -> Headers:
+        return with_tenant(headers, self._inbound.tenant_id)
+
+    def start_activity(
+        self, input: temporalio.worker.StartActivityInput
+    ) -> temporalio.workflow.ActivityHandle[Any]:
+        input.headers = self._headers(input.headers)
+        return super().start_activity(input)
+
+    def start_local_activity(
+        self, input: temporalio.worker.StartLocalActivityInput
+    ) -> temporalio.workflow.ActivityHandle[Any]:
+        input.headers = self._headers(input.headers)
+        return super().start_local_activity(input)
+
+    async def start_child_workflow(
+        self, input: temporalio.worker.StartChildWorkflowInput
+    ) -> temporalio.workflow.ChildWorkflowHandle[Any, Any]:
+        input.headers = self._headers(input.headers)
+        return await super().start_child_workflow(input)
+
+    def continue_as_new(self, input: temporalio.worker.ContinueAsNewInput) -> NoReturn:
+        input.headers = self._headers(input.headers)
+        super().continue_as_new(input)
+
+    async def signal_external_workflow(
+        self, input: temporalio.worker.SignalExternalWorkflowInput
+    ) -> None:
+        input.headers = self._headers(input.headers)
+        await super().signal_external_workflow(input)

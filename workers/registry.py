@@ -1,0 +1,35 @@
+"""Which workflows and activities each task queue serves (one table, used by every worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from activities import attempts, docfetching, probe
+from activities.docprocessing import DocProcessingActivities
+from sluice.index.embedding import EmbeddingProvider
+from sluice.queues import TaskQueue
+from workflows.connector import ConnectorWorkflow
+
+WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
+    TaskQueue.PRIMARY: [ConnectorWorkflow],
+}
+
+
+def activities_for(
+    queue: TaskQueue, embedder_factory: Callable[[], EmbeddingProvider]
+) -> list[Callable[..., Any]]:
+    """The activities ``queue`` serves; the embedder is built only where it is needed."""
+    table: dict[TaskQueue, list[Callable[..., Any]]] = {
+        TaskQueue.CONNECTOR_DOC_FETCHING: [
+            docfetching.fetch_documents,
+            attempts.start_index_attempt,
+            attempts.finish_index_attempt,
+            attempts.set_cc_pair_status,
+        ],
+        TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
+    }
+    found = list(table.get(queue, []))
+    if queue is TaskQueue.DOCPROCESSING:
+        found.append(DocProcessingActivities(embedder_factory()).process_batch)
+    return [*found, probe.queue_probe]

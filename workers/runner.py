@@ -1,0 +1,107 @@
+"""Run one worker process of a given kind: one Temporal ``Worker`` per task queue.
+
+Shuts down gracefully on SIGTERM/SIGINT: polling stops, running activities get
+``graceful_shutdown_timeout`` to finish (a fetch that is cut off resumes from its
+heartbeat elsewhere), then the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from collections.abc import Callable
+from functools import cache
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from sluice.config import Settings
+from sluice.db.engine import dispose_engines
+from sluice.health import Readiness, serve_health, standard_checks
+from sluice.index.embedding import EmbeddingProvider, make_embedding_provider
+from sluice.temporal.client import connect
+from sluice.temporal.policies import WORKER_GRACEFUL_SHUTDOWN
+from workers.kinds import WorkerKind, get_kind
+from workers.registry import WORKFLOWS, activities_for
+
+log = structlog.get_logger(__name__)
+
+
+def embedder_factory(settings: Settings) -> Callable[[], EmbeddingProvider]:
+    @cache
+    def build() -> EmbeddingProvider:
+        return make_embedding_provider(
+            settings.embedding_provider,
+            base_url=settings.embedding_base_url,
+            model=settings.embedding_model,
+            api_key=settings.embedding_api_key,
+        )
+
+    return build
+
+
+def build_workers(
+    client: Client, kind: WorkerKind, settings: Settings, identity: str
+) -> list[Worker]:
+    factory = embedder_factory(settings)
+    workers = []
+    for queue in kind.queues:
+        workers.append(
+            Worker(
+                client,
+                task_queue=queue.value,
+                workflows=list(WORKFLOWS.get(queue, [])),
+                activities=activities_for(queue, factory),
+                max_concurrent_activities=kind.max_concurrent_activities,
+                max_concurrent_workflow_tasks=kind.max_concurrent_workflow_tasks,
+                identity=identity,
+                graceful_shutdown_timeout=WORKER_GRACEFUL_SHUTDOWN,
+            )
+        )
+    return workers
+
+
+async def run_worker(
+    kind_name: str, settings: Settings, *, stop: asyncio.Event | None = None
+) -> None:
+    """Serve ``kind_name``'s queues until ``stop`` is set or a termination signal arrives."""
+    kind = get_kind(kind_name)
+    identity = f"sluice-{kind.name}-{os.getpid()}@{socket.gethostname()}"
+    structlog.contextvars.bind_contextvars(worker_kind=kind.name)
+    client = await connect(settings)
+    workers = build_workers(client, kind, settings, identity)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    readiness = Readiness(
+        standard_checks(settings, client, identity, [q.value for q in kind.queues])
+    )
+    server = await serve_health(readiness, settings.health_port)
+    port = server.sockets[0].getsockname()[1]
+    log.info(
+        "worker started",
+        kind=kind.name,
+        queues=[q.value for q in kind.queues],
+        health=f"http://127.0.0.1:{port}/readyz",
+        identity=identity,
+    )
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopper, *runs], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        log.info("worker shutting down", kind=kind.name)
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*runs, return_exceptions=True)
+        server.close()
+        await dispose_engines()
