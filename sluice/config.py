@@ -6,6 +6,7 @@ expected (see :func:`load_settings`), instead of a traceback deep inside a worke
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -92,13 +93,30 @@ class Settings(BaseSettings):
         return url
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_SECRET_NAMES = ("KEY", "PASSWORD", "SECRET", "TOKEN")
+
+
+def _shown(name: str, value: object) -> str:
+    """The bad value as it goes into the error line, with credentials masked."""
+    if any(part in name for part in _SECRET_NAMES):
+        return "'***'"
+    if isinstance(value, str):
+        value = _URL_PASSWORD.sub(r"\1***@", value)
+    return repr(value)
+
+
 def format_validation_error(error: ValidationError) -> str:
-    """One line per bad variable: ``SLUICE_MODE: expected one of 'lightweight', 'standard'``."""
+    """One part per bad variable: ``SLUICE_MODE='x': Input should be 'lightweight' or ...``.
+
+    Passwords in URLs (and values of *_KEY/*_TOKEN-like variables) are masked: the line
+    ends up on terminals and in CI logs.
+    """
     lines = []
     for item in error.errors():
         name = str(item["loc"][0]).upper() if item["loc"] else "settings"
-        got = item.get("input")
-        lines.append(f"{name}={got!r}: {item['msg']}")
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}={_shown(name, item.get('input'))}: {message}")
     return "; ".join(lines)
 
 

@@ -40,11 +40,34 @@ def _flatten_temporal(_: WrappedLogger, __: str, event_dict: EventDict) -> Event
     return event_dict
 
 
+def _is_secret(key: object) -> bool:
+    return isinstance(key, str) and any(s in key.lower() for s in _SECRET_KEYS)
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    """``value`` with every secret-named key masked, in nested dicts and lists too."""
+    if depth > 8:
+        return value
+    if isinstance(value, dict):
+        return {k: "***" if _is_secret(k) else _redacted(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_redacted(v, depth + 1) for v in value)
+    return value
+
+
 def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Credentials are never logged, even when a caller passes one by mistake."""
+    """Credentials are never logged, even when a caller passes one by mistake.
+
+    Keys are checked at every level: a connector config logged whole must not leak
+    its ``api_key``. Containers are copied, never changed in place.
+    """
     for key in list(event_dict):
-        if any(s in key.lower() for s in _SECRET_KEYS):
+        if _is_secret(key):
             event_dict[key] = "***"
+        elif isinstance(event_dict[key], dict | list | tuple):
+            event_dict[key] = _redacted(event_dict[key])
     return event_dict
 
 

@@ -21,6 +21,7 @@ from sluice.config import get_settings
 from sluice.devstack import dev_stack, venv_bin
 from sluice.temporal import search
 from sluice.temporal.interceptor import TenantInterceptor
+from sluice.temporal.setup import ensure_search_attributes
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +82,7 @@ async def ts_env(services: dict[str, str]) -> AsyncIterator[WorkflowEnvironment]
         data_converter=pydantic_data_converter,
         interceptors=[TenantInterceptor()],
     )
+    await ensure_search_attributes(env.client)
     yield env
     await env.shutdown()
 

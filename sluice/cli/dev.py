@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -24,6 +26,9 @@ from rich.console import Console
 from sluice.cli.common import fail, settings
 from sluice.config import DEV_ENV_FILE
 from sluice.errors import SluiceError
+
+if TYPE_CHECKING:
+    from sluice.indexing.models import ConnectorProgress
 
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -166,7 +171,7 @@ def _stop_workers(workers: dict[str, _Worker]) -> None:
 async def _demo(tenant_id: str, corpus: Path) -> None:
     from sluice import connector_ops
     from sluice.ccpairs import list_cc_pairs
-    from sluice.cli.connector import _print_progress, _show_progress
+    from sluice.cli.connector import _print_progress
     from sluice.db.engine import dispose_engines
     from sluice.index.search import search_chunks
     from sluice.temporal.client import connect
@@ -195,10 +200,9 @@ async def _demo(tenant_id: str, corpus: Path) -> None:
             console.print(f"added demo connector cc-pair {pair.id} over {corpus}")
             target = 1
         t0 = time.monotonic()
-        if target == 1:
-            final = await _show_progress(client, tenant_id, pair.id, timeout=600)
-        else:
-            final = await connector_ops.wait_for_attempts(client, tenant_id, pair.id, target)
+        final = await connector_ops.wait_for_attempts(
+            client, tenant_id, pair.id, target, timeout=600, on_progress=_progress_printer()
+        )
         _print_progress(final)
         console.print(f"demo indexing took {time.monotonic() - t0:.1f}s")
         query = "how does a connector resume after a worker crash"
@@ -208,6 +212,24 @@ async def _demo(tenant_id: str, corpus: Path) -> None:
             console.print(f"  - {hit.title} [dim]({hit.document_id} #{hit.chunk_id})[/]")
     finally:
         await dispose_engines()
+
+
+def _progress_printer() -> Callable[[ConnectorProgress], None]:
+    """One plain line per state change: readable in a terminal, a log file or a CI run."""
+    last: list[tuple[str, int | None]] = []
+
+    def show(p: ConnectorProgress) -> None:
+        key = (p.state.value, p.attempt_id)
+        if last and last[-1] == key:
+            return
+        last.append(key)
+        c = p.counts
+        console.print(
+            f"  cc-pair {p.cc_pair_id} {p.state.value}: attempt {p.attempt_id or '-'}, "
+            f"{c.docs_fetched} fetched, {c.docs_indexed} indexed"
+        )
+
+    return show
 
 
 def _print_next_steps(ui_url: str | None, tenant_id: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from operator import itemgetter
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -25,7 +25,7 @@ from sluice.connectors.models import (
     Document,
     DocumentFailure,
 )
-from sluice.errors import ConnectorConfigError
+from sluice.errors import BadCredentialsError, ConnectorConfigError, SluiceError
 
 BASE_UPDATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 HANG_SECONDS = 365 * 24 * 3600.0
@@ -63,6 +63,10 @@ _YIELD_EVERY = 64
 """Without a delay, give the event loop a turn this often (heartbeats, cancellation)."""
 
 
+class SyntheticSourceError(SluiceError):
+    """A whole-source failure (an outage), retried by Temporal, unlike a per-document one."""
+
+
 class SyntheticConfig(ConnectorConfig):
     """How many documents, how big, and which faults to inject where."""
 
@@ -77,6 +81,13 @@ class SyntheticConfig(ConnectorConfig):
         default=None, ge=1, description="Every k-th position re-emits the previous ID."
     )
     version: int = Field(default=0, ge=0, description="Bump to change every document.")
+    error_at: int | None = Field(
+        default=None, ge=0, description="Position where the source itself errors (not one doc)."
+    )
+    error_kind: Literal["transient", "credentials"] = Field(
+        default="transient",
+        description="transient: a retryable outage; credentials: the source refuses us.",
+    )
 
 
 _Layout = tuple[tuple[int, ...], tuple[int, ...], tuple[tuple[int, int], ...]]
@@ -187,6 +198,10 @@ class SyntheticConnector(Connector[SyntheticConfig]):
         for position in range(start, cfg.count):
             if position == cfg.hang_at and self.context.attempt <= cfg.hang_attempts:
                 await asyncio.sleep(HANG_SECONDS)
+            if position == cfg.error_at:
+                if cfg.error_kind == "credentials":
+                    raise BadCredentialsError("synthetic source refused the credential")
+                raise SyntheticSourceError(f"synthetic source unavailable at position {position}")
             if cfg.delay_ms > 0:
                 await asyncio.sleep(cfg.delay_ms / 1000)
             elif (position - start) % _YIELD_EVERY == _YIELD_EVERY - 1:
