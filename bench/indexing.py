@@ -1,0 +1,790 @@
+"""Indexing throughput: the in-process limit vs the same work through Temporal.
+
+Run::
+
+    uv run python -m bench.indexing [--docs 20000] [--size 2000] [--batch-size 200]
+        [--in-flight 4] [--batches-per-fetch 5] [--workers background]
+
+Starts the real stack (embedded Postgres + pgvector, Redis, Temporal dev server; or
+the ones named by DATABASE_URL / REDIS_URL / TEMPORAL_ADDRESS), then indexes the
+same synthetic corpus twice, into two fresh tenants:
+
+* **limit** — no orchestration: the synthetic connector's ``load()`` fills an
+  ``asyncio.Queue`` with batches and ``--in-flight`` consumer tasks run
+  :func:`sluice.indexing.pipeline.index_documents` on them, one transaction per
+  batch, in this process. Fetching, embedding and writes overlap. This is the
+  ceiling for one Python process on this machine.
+* **temporal** — the production path: a worker started as a separate process
+  (``python -m sluice.cli.main worker <kind>``), a connector added with
+  :func:`sluice.connector_ops.add_connector` and the given :class:`RunTuning`,
+  timed from the add until the attempt's workflow run closes.
+
+It checks that both runs stored exactly ``--docs`` documents, then prints
+documents/s, the ratio temporal/limit, chunks, peak RSS, CPU seconds per process
+(bench, worker, Postgres, Temporal server) and where the Temporal run spent its
+time (read from the workflow history). ``--json FILE`` appends the figures as one
+JSON line, for sweeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SEED = 7
+"""Both runs index the same documents (each into its own tenant)."""
+
+
+# --- parameters and results -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Params:
+    docs: int
+    size: int
+    batch_size: int
+    in_flight: int
+    batches_per_fetch: int
+    workers: tuple[str, ...]
+    timeout: float
+
+    def synthetic_config(self) -> dict[str, Any]:
+        return {"count": self.docs, "size_bytes": self.size, "seed": SEED}
+
+
+@dataclass
+class RunResult:
+    name: str
+    seconds: float
+    docs_stored: int
+    chunks_stored: int
+    chunks_written: int
+    rss_mb: float
+    cpu: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def docs_per_s(self, docs: int) -> float:
+        return docs / self.seconds if self.seconds > 0 else 0.0
+
+
+# --- process accounting ---------------------------------------------------------------
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU of ``pid``, its live descendants and its reaped children."""
+    try:
+        root = psutil.Process(pid)
+        t = root.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                ct = child.cpu_times()
+                total += ct.user + ct.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+class CpuMeter:
+    """CPU seconds per component (a component is one or more process trees)."""
+
+    def __init__(self, components: dict[str, list[int]]) -> None:
+        self.components = components
+
+    def snapshot(self) -> dict[str, float]:
+        return {
+            name: sum(tree_cpu_seconds(pid) for pid in pids)
+            for name, pids in self.components.items()
+        }
+
+    @staticmethod
+    def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of ``pid`` in MB, from /proc (psutil's RSS elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).memory_info().rss / 2**20
+    return 0.0
+
+
+# --- costs measured in isolation (explain where the Temporal path spends time) ----------
+
+
+def micro_costs(p: Params) -> dict[str, float]:
+    """Per-batch cost of the work only the Temporal path does, measured in this process."""
+    from sluice.connectors.base import ConnectorContext
+    from sluice.connectors.registry import build_connector
+    from sluice.indexing.staging import decode_documents, encode_documents
+
+    connector = build_connector("synthetic", p.synthetic_config(), ConnectorContext())
+    n = min(p.batch_size, max(1, p.docs))
+    t0 = time.perf_counter()
+    docs = [connector.item(i) for i in range(n)]  # type: ignore[attr-defined]
+    generate = time.perf_counter() - t0
+    rounds = 5
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        blob = encode_documents(docs)
+    encode = (time.perf_counter() - t0) / rounds
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        decode_documents(blob)
+    decode = (time.perf_counter() - t0) / rounds
+    t0 = time.perf_counter()
+    for doc in docs:
+        doc.content_hash()
+    hashing = time.perf_counter() - t0
+    return {
+        "batch_docs": n,
+        "staged_batch_kb": round(len(blob) / 1024, 1),
+        "generate_ms_per_batch": round(generate * 1000, 2),
+        "encode_ms_per_batch": round(encode * 1000, 2),
+        "decode_ms_per_batch": round(decode * 1000, 2),
+        "content_hash_ms_per_batch": round(hashing * 1000, 2),
+    }
+
+
+# --- database helpers -----------------------------------------------------------------
+
+
+async def count_rows(tenant: str) -> tuple[int, int]:
+    from sluice.db.session import tenant_connection
+
+    async with tenant_connection(tenant) as (_, raw):
+        docs = await raw.fetchval("SELECT count(*) FROM document")
+        chunks = await raw.fetchval("SELECT count(*) FROM chunk")
+    return int(docs), int(chunks)
+
+
+async def prepare(tenants: list[str], p: Params) -> dict[str, float]:
+    from sluice.db.engine import dispose_engines
+    from sluice.db.migrate import migrate_tenant
+
+    try:
+        for tenant in tenants:
+            await migrate_tenant(tenant)
+    finally:
+        await dispose_engines()
+    return micro_costs(p)
+
+
+# --- the limit: the same pipeline in one process, no orchestration ---------------------
+
+
+async def run_limit(tenant: str, p: Params, cpu: CpuMeter) -> RunResult:
+    from sluice.ccpairs import create_cc_pair
+    from sluice.config import get_settings
+    from sluice.connectors.base import ConnectorContext
+    from sluice.connectors.models import Checkpoint, Document
+    from sluice.connectors.registry import build_connector
+    from sluice.db.engine import dispose_engines
+    from sluice.db.session import tenant_connection
+    from sluice.indexing.pipeline import index_documents
+    from workers.runner import embedder_factory
+
+    try:
+        config = p.synthetic_config()
+        pair = await create_cc_pair(tenant, name="bench-limit", source="synthetic", config=config)
+        embedder = embedder_factory(get_settings())()
+        warm_up = getattr(embedder, "warm_up", None)
+        if warm_up is not None:
+            warm_up()  # the model load is not indexing; the worker's is reported apart
+        connector = build_connector("synthetic", config, ConnectorContext(tenant, pair.id, 1))
+        queue: asyncio.Queue[list[Document] | None] = asyncio.Queue(maxsize=p.in_flight)
+        stages: dict[str, float] = defaultdict(float)
+        totals: dict[str, int] = defaultdict(int)
+        errors: list[str] = []
+
+        async def produce() -> None:
+            batch: list[Document] = []
+            async for output in connector.load(Checkpoint()):
+                if output.document is not None:
+                    batch.append(output.document)
+                    if len(batch) >= p.batch_size:
+                        await queue.put(batch)
+                        batch = []
+            if batch:
+                await queue.put(batch)
+            for _ in range(p.in_flight):
+                await queue.put(None)
+
+        async def consume() -> None:
+            while (batch := await queue.get()) is not None:
+                last = time.perf_counter()
+
+                def mark(stage: str) -> None:
+                    nonlocal last
+                    now = time.perf_counter()
+                    stages[stage] += now - last
+                    last = now
+
+                async with tenant_connection(tenant) as (_, raw):
+                    mark("connect")
+                    result, failures = await index_documents(
+                        raw, pair.id, batch, embedder, on_progress=mark
+                    )
+                mark("commit")
+                totals["batches"] += 1
+                totals["docs_indexed"] += result.docs_indexed
+                totals["chunks_written"] += result.chunks_written
+                errors.extend(f.message for f in failures)
+
+        before = cpu.snapshot()
+        t0 = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            for _ in range(p.in_flight):
+                group.create_task(consume())
+        seconds = time.perf_counter() - t0
+        used = CpuMeter.since(before, cpu.snapshot())
+        docs, chunks = await count_rows(tenant)
+    finally:
+        await dispose_engines()
+    return RunResult(
+        name="limit",
+        seconds=seconds,
+        docs_stored=docs,
+        chunks_stored=chunks,
+        chunks_written=totals["chunks_written"],
+        rss_mb=peak_rss_mb(os.getpid()),
+        cpu=used,
+        details={
+            "batches": totals["batches"],
+            "stage_busy_s": {k: round(v, 2) for k, v in stages.items()},
+        },
+        errors=errors[:5],
+    )
+
+
+# --- the worker process ---------------------------------------------------------------
+
+
+def _child_setup() -> None:
+    """In the child before exec: own session, and SIGTERM when this process dies (Linux)."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class WorkerProc:
+    kind: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+
+def start_workers(kinds: tuple[str, ...], env: dict[str, str], log_dir: Path) -> list[WorkerProc]:
+    from sluice.devstack import free_port
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = []
+    for kind in kinds:
+        port = free_port()
+        log = log_dir / f"worker-{kind}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sluice.cli.main", "worker", kind],
+                env={**os.environ, **env, "HEALTH_PORT": str(port), "LOG_FORMAT": "json"},
+                cwd=REPO_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_child_setup,
+            )
+        started.append(WorkerProc(kind, proc, port, log))
+    return started
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_ready(workers: list[WorkerProc], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(workers)
+    while pending:
+        for w in list(pending):
+            if w.proc.poll() is not None:
+                raise RuntimeError(
+                    f"worker {w.kind} exited with {w.proc.returncode}:\n{_tail(w.log)}"
+                )
+            try:
+                url = f"http://127.0.0.1:{w.port}/readyz"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        pending.remove(w)
+            except OSError:
+                pass
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(w.kind for w in pending)
+            raise RuntimeError(f"workers not ready after {timeout:.0f}s: {names}")
+        time.sleep(0.2)
+
+
+def stop_workers(workers: list[WorkerProc], timeout: float = 20) -> None:
+    """SIGTERM (graceful shutdown), then SIGKILL whatever is still there after ``timeout``."""
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        try:
+            w.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait(5)
+
+
+# --- the Temporal run -----------------------------------------------------------------
+
+
+def _ts(event: Any) -> float:
+    return event.event_time.seconds + event.event_time.nanos / 1e9
+
+
+def analyse_history(events: list[Any]) -> dict[str, Any]:
+    """Activity queue/run times, workflow-task latency and idle gaps, from one run's history."""
+    scheduled: dict[int, tuple[str, float]] = {}
+    started: dict[int, float] = {}
+    acts: dict[str, list[tuple[float, float, float]]] = defaultdict(list)  # sched, start, close
+    wft_sched: dict[int, float] = {}
+    wft: list[float] = []
+    for e in events:
+        kind = e.WhichOneof("attributes")
+        t = _ts(e)
+        if kind == "activity_task_scheduled_event_attributes":
+            attrs = e.activity_task_scheduled_event_attributes
+            scheduled[e.event_id] = (attrs.activity_type.name, t)
+        elif kind == "activity_task_started_event_attributes":
+            started[e.activity_task_started_event_attributes.scheduled_event_id] = t
+        elif kind in (
+            "activity_task_completed_event_attributes",
+            "activity_task_failed_event_attributes",
+            "activity_task_timed_out_event_attributes",
+        ):
+            sid = getattr(e, kind).scheduled_event_id
+            name, ts = scheduled[sid]
+            acts[name].append((ts, started.get(sid, ts), t))
+        elif kind == "workflow_task_scheduled_event_attributes":
+            wft_sched[e.event_id] = t
+        elif kind == "workflow_task_completed_event_attributes":
+            sid = e.workflow_task_completed_event_attributes.scheduled_event_id
+            if sid in wft_sched:
+                wft.append(t - wft_sched[sid])
+    out: dict[str, Any] = {
+        "events": len(events),
+        "history_kb": round(sum(e.ByteSize() for e in events) / 1024, 1),
+        "run_span_s": round(_ts(events[-1]) - _ts(events[0]), 2) if events else 0.0,
+        "workflow_tasks": len(wft),
+        "workflow_task_ms_mean": round(statistics.fmean(wft) * 1000, 1) if wft else 0.0,
+    }
+    for name, rows in acts.items():
+        queue = [s - sc for sc, s, _ in rows]
+        run = [c - s for _, s, c in rows]
+        out[name] = {
+            "n": len(rows),
+            "queue_ms_mean": round(statistics.fmean(queue) * 1000, 1),
+            "run_s_mean": round(statistics.fmean(run), 3),
+            "run_s_sum": round(sum(run), 2),
+            "first_start_s": round(min(s for _, s, _ in rows) - _ts(events[0]), 2),
+            "last_close_s": round(max(c for _, _, c in rows) - _ts(events[0]), 2),
+        }
+    proc = acts.get("process_batch", [])
+    if proc:
+        first = min(s for _, s, _ in proc)
+        last = max(c for _, _, c in proc)
+        busy = sum(c - s for _, s, c in proc)
+        out["process_concurrency_mean"] = round(busy / (last - first), 2) if last > first else 0
+        # Refill latency: a batch finishing -> the next process_batch scheduled (a workflow
+        # task round trip) when one was scheduled later.
+        starts = sorted(sc for sc, _, _ in proc)
+        gaps = []
+        for _, _, close in proc:
+            later = [sc for sc in starts if sc >= close]
+            if later:
+                gaps.append(later[0] - close)
+        if gaps:
+            out["refill_ms_median"] = round(statistics.median(gaps) * 1000, 1)
+        out["tail_after_last_batch_s"] = round(_ts(events[-1]) - last, 2)
+    return out
+
+
+async def _first_run_history(client: Any, workflow_id: str) -> list[Any]:
+    """Events of the run that did the attempt: the one the current run continued from."""
+    current = client.get_workflow_handle(workflow_id)
+    history = await current.fetch_history()
+    first = history.events[0].workflow_execution_started_event_attributes
+    previous = first.continued_execution_run_id
+    if not previous:
+        return list(history.events)
+    done = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
+    return list(done.events)
+
+
+async def run_temporal(
+    tenant: str, p: Params, cpu: CpuMeter, workers: list[WorkerProc]
+) -> RunResult:
+    from sluice import connector_ops
+    from sluice.db.engine import dispose_engines
+    from sluice.indexing.models import RunTuning
+    from sluice.temporal.client import connect
+    from sluice.temporal.tenant_context import tenant_scope
+    from workflows.connector import connector_workflow_id
+
+    errors: list[str] = []
+    try:
+        client = await connect()
+        tuning = RunTuning(
+            batch_size=p.batch_size,
+            batches_per_fetch=p.batches_per_fetch,
+            max_batches_in_flight=p.in_flight,
+        )
+        rss_samples: dict[int, float] = defaultdict(float)
+
+        def sample(_progress: Any) -> None:
+            for w in workers:
+                with contextlib.suppress(psutil.Error):
+                    rss = psutil.Process(w.proc.pid).memory_info().rss / 2**20
+                    rss_samples[w.proc.pid] = max(rss_samples[w.proc.pid], rss)
+
+        before = cpu.snapshot()
+        wall0 = time.time()
+        t0 = time.perf_counter()
+        pair = await connector_ops.add_connector(
+            client,
+            tenant,
+            name="bench-temporal",
+            source="synthetic",
+            config=p.synthetic_config(),
+            tuning=tuning,
+        )
+        final = await connector_ops.wait_for_attempts(
+            client, tenant, pair.id, 1, timeout=p.timeout, on_progress=sample
+        )
+        polled = time.perf_counter() - t0
+        used = CpuMeter.since(before, cpu.snapshot())
+        if final.last_attempt_status != "success":
+            errors.append(
+                f"attempt ended {final.last_attempt_status}: {final.last_error or 'no error'}"
+            )
+        details: dict[str, Any] = {
+            "seconds_polled": round(polled, 2),
+            "counts": final.counts.model_dump(),
+        }
+        seconds = polled
+        try:
+            with tenant_scope(tenant):
+                events = await _first_run_history(client, connector_workflow_id(tenant, pair.id))
+            details["history"] = analyse_history(events)
+            # The attempt ends when its run continues-as-new: server time, no poll lag.
+            seconds = _ts(events[-1]) - wall0
+        except Exception as exc:  # the figures above still stand
+            details["history_error"] = repr(exc)
+        counted = final.counts
+        docs, chunks = await count_rows(tenant)
+    finally:
+        await dispose_engines()
+    rss = {w.kind: round(peak_rss_mb(w.proc.pid), 1) for w in workers}
+    details["worker_peak_rss_mb"] = rss
+    details["worker_sampled_rss_mb"] = {
+        w.kind: round(rss_samples.get(w.proc.pid, 0.0), 1) for w in workers
+    }
+    return RunResult(
+        name="temporal",
+        seconds=seconds,
+        docs_stored=docs,
+        chunks_stored=chunks,
+        chunks_written=counted.chunks_written,
+        rss_mb=sum(rss.values()),
+        cpu=used,
+        details=details,
+        errors=errors,
+    )
+
+
+# --- reporting ------------------------------------------------------------------------
+
+
+def _fmt_cpu(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if v >= 0.05) or "-"
+
+
+def report(
+    p: Params,
+    micro: dict[str, float],
+    limit: RunResult | None,
+    temporal: RunResult | None,
+    out: Callable[[str], None] = print,
+) -> list[str]:
+    """Print the table; return the verification errors (wrong document counts...)."""
+    problems: list[str] = []
+    for run in (limit, temporal):
+        if run is None:
+            continue
+        if run.docs_stored != p.docs:
+            problems.append(f"{run.name}: {run.docs_stored} documents stored, expected {p.docs}")
+        problems.extend(f"{run.name}: {e}" for e in run.errors)
+    out("")
+    out(
+        f"Sluice indexing benchmark  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  "
+        f"{os.cpu_count()} cores  Python {platform.python_version()}"
+    )
+    out(
+        f"docs={p.docs} size={p.size}B batch_size={p.batch_size} in_flight={p.in_flight} "
+        f"batches_per_fetch={p.batches_per_fetch} workers={','.join(p.workers)}"
+    )
+    rows: list[tuple[str, str, str]] = []
+
+    def cell(run: RunResult | None, fn: Callable[[RunResult], str]) -> str:
+        return fn(run) if run is not None else "-"
+
+    rows.append(
+        (
+            "wall s",
+            cell(limit, lambda r: f"{r.seconds:.2f}"),
+            cell(temporal, lambda r: f"{r.seconds:.2f}"),
+        )
+    )
+    rows.append(
+        (
+            "documents/s",
+            cell(limit, lambda r: f"{r.docs_per_s(p.docs):.0f}"),
+            cell(temporal, lambda r: f"{r.docs_per_s(p.docs):.0f}"),
+        )
+    )
+    rows.append(
+        (
+            "documents stored",
+            cell(limit, lambda r: str(r.docs_stored)),
+            cell(temporal, lambda r: str(r.docs_stored)),
+        )
+    )
+    rows.append(
+        (
+            "chunks written",
+            cell(limit, lambda r: str(r.chunks_written)),
+            cell(temporal, lambda r: str(r.chunks_written)),
+        )
+    )
+    rows.append(
+        (
+            "peak RSS MB",
+            cell(limit, lambda r: f"{r.rss_mb:.0f} (bench process)"),
+            cell(temporal, lambda r: f"{r.rss_mb:.0f} (worker)"),
+        )
+    )
+    width = max(len(r[1]) for r in rows) + 2
+    out(f"{'':<18}{'limit':<{width}}temporal")
+    for label, a, b in rows:
+        out(f"{label:<18}{a:<{width}}{b}")
+    if limit is not None and temporal is not None and limit.seconds > 0:
+        ratio = temporal.docs_per_s(p.docs) / limit.docs_per_s(p.docs)
+        out(f"{'ratio':<18}temporal/limit = {ratio:.2f}")
+    if limit is not None:
+        out(f"limit CPU s: {_fmt_cpu(limit.cpu)}")
+        out(f"limit stage busy s (summed over consumers): {limit.details['stage_busy_s']}")
+    if temporal is not None:
+        out(f"temporal CPU s: {_fmt_cpu(temporal.cpu)}")
+        history = temporal.details.get("history")
+        if history:
+            out(f"temporal history: {json.dumps(history)}")
+        elif "history_error" in temporal.details:
+            out(f"temporal history unavailable: {temporal.details['history_error']}")
+        out(f"temporal wall (client poll) s: {temporal.details['seconds_polled']}")
+    out(f"isolated costs: {json.dumps(micro)}")
+    for problem in problems:
+        out(f"ERROR: {problem}")
+    return problems
+
+
+# --- main -----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.indexing", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--docs", type=int, default=20000, help="documents to index")
+    parser.add_argument("--size", type=int, default=2000, help="bytes of text per document")
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--in-flight", type=int, default=4, help="batches processed at once")
+    parser.add_argument("--batches-per-fetch", type=int, default=5)
+    parser.add_argument(
+        "--workers",
+        default="background",
+        help="worker kinds, comma-separated (background, or e.g. "
+        "primary,docfetching,docprocessing,light)",
+    )
+    parser.add_argument(
+        "--only", choices=("both", "limit", "temporal"), default="both", help="runs to do"
+    )
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per run, at most")
+    parser.add_argument("--json", type=Path, default=None, help="append results to this file")
+    parser.add_argument(
+        "--keep-logs", type=Path, default=None, help="copy the stack and worker logs here"
+    )
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so workers and servers are stopped on the way out."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    kinds = tuple(k.strip() for k in args.workers.split(",") if k.strip())
+    p = Params(
+        docs=args.docs,
+        size=args.size,
+        batch_size=args.batch_size,
+        in_flight=args.in_flight,
+        batches_per_fetch=args.batches_per_fetch,
+        workers=kinds,
+        timeout=args.timeout,
+    )
+    from workers.kinds import get_kind
+
+    for kind in kinds:
+        get_kind(kind)  # fail fast on a typo
+
+    from sluice.config import get_settings
+    from sluice.devstack import dev_stack
+
+    def say(message: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    with contextlib.ExitStack() as exits:
+        exits.enter_context(_terminate_as_interrupt())
+        tmp = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="sluice-bench-")))
+        say("starting the stack")
+        stack = exits.enter_context(
+            dev_stack(
+                tmp,
+                database_url=os.environ.get("DATABASE_URL") or None,
+                redis_url=os.environ.get("REDIS_URL") or None,
+                temporal_address=os.environ.get("TEMPORAL_ADDRESS") or None,
+                ports={"postgres": None, "redis": None, "temporal": None, "temporal_ui": None},
+                ui=False,
+            )
+        )
+        if args.keep_logs is not None:
+            exits.callback(_copy_logs, tmp / "logs", args.keep_logs)
+        os.environ.update(stack.env)
+        get_settings.cache_clear()
+        services = {s.name: s.proc.pid for s in stack.services}
+        components = {"bench": [os.getpid()]}
+        for name in ("postgres", "temporal"):
+            if name in services:
+                components[name] = [services[name]]
+
+        suffix = uuid.uuid4().hex[:8]
+        tenants = {"limit": f"bench_limit_{suffix}", "temporal": f"bench_temporal_{suffix}"}
+        say(f"migrating tenants {', '.join(tenants.values())}")
+        micro = asyncio.run(prepare(list(tenants.values()), p))
+
+        limit: RunResult | None = None
+        temporal: RunResult | None = None
+        if args.only in ("both", "limit"):
+            say(f"limit run: {p.docs} documents in-process")
+            limit = asyncio.run(run_limit(tenants["limit"], p, CpuMeter(components)))
+            say(f"limit: {limit.seconds:.2f}s, {limit.docs_per_s(p.docs):.0f} docs/s")
+        if args.only in ("both", "temporal"):
+            say(f"starting worker(s): {', '.join(kinds)}")
+            workers = start_workers(kinds, stack.env, tmp / "logs")
+            try:
+                wait_ready(workers)
+                meter = CpuMeter({**components, "worker": [w.proc.pid for w in workers]})
+                say(f"temporal run: {p.docs} documents through the connector workflow")
+                temporal = asyncio.run(run_temporal(tenants["temporal"], p, meter, workers))
+                say(f"temporal: {temporal.seconds:.2f}s, {temporal.docs_per_s(p.docs):.0f} docs/s")
+            finally:
+                say("stopping worker(s)")
+                stop_workers(workers)
+        problems = report(p, micro, limit, temporal)
+        if args.json is not None:
+            _append_json(args.json, p, micro, limit, temporal, problems)
+        say("stopping the stack")
+    return 1 if problems else 0
+
+
+def _copy_logs(source: Path, target: Path) -> None:
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    for log in source.glob("*.log"):
+        shutil.copy2(log, target / log.name)
+
+
+def _append_json(
+    path: Path,
+    p: Params,
+    micro: dict[str, float],
+    limit: RunResult | None,
+    temporal: RunResult | None,
+    problems: list[str],
+) -> None:
+    record: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "params": asdict(p),
+        "micro": micro,
+        "problems": problems,
+    }
+    for run in (limit, temporal):
+        if run is not None:
+            record[run.name] = {**asdict(run), "docs_per_s": round(run.docs_per_s(p.docs), 1)}
+    if limit is not None and temporal is not None and limit.seconds > 0:
+        record["ratio"] = round(temporal.docs_per_s(p.docs) / limit.docs_per_s(p.docs), 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
