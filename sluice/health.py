@@ -98,6 +98,7 @@ async def serve_health(readiness: Readiness, port: int, host: str = "0.0.0.0") -
                 pass
             parts = request_line.decode(errors="replace").split()
             path = parts[1] if len(parts) > 1 else "/"
+            body: dict[str, object]
             if path == "/healthz":
                 status, body = 200, {"status": "alive"}
             elif path == "/readyz":

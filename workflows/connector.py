@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
@@ -175,9 +176,13 @@ class ConnectorWorkflow:
             else:
                 self.next_run_at = None
             was = (self.s.paused, self.s.invalid_reason)
+
+            def due_or_changed(was: tuple[bool, str | None] = was) -> bool:
+                return self._ready() or (self.s.paused, self.s.invalid_reason) != was
+
             try:
                 await workflow.wait_condition(
-                    lambda was=was: self._ready() or (self.s.paused, self.s.invalid_reason) != was,
+                    due_or_changed,
                     timeout=timedelta(seconds=timeout) if timeout is not None else None,
                     timeout_summary="refresh interval",
                 )
@@ -255,11 +260,13 @@ class ConnectorWorkflow:
             if fetch is not None:
                 tasks.append(fetch)  # type: ignore[arg-type]
             was_stopping = stopping()
-            await workflow.wait_condition(
-                lambda tasks=tasks, was=was_stopping: (
-                    any(t.done() for t in tasks) or stopping() != was
-                )
-            )
+
+            def progressed(
+                tasks: list[asyncio.Task[object]] = tasks, was: bool = was_stopping
+            ) -> bool:
+                return any(t.done() for t in tasks) or stopping() != was
+
+            await workflow.wait_condition(progressed)
             if fetch is not None and fetch.done():
                 try:
                     result = fetch.result()
@@ -436,6 +443,6 @@ class ConnectorWorkflow:
             f"{c.docs_failed} failed, {self.in_flight} in flight"
         )
 
-    def _continue_as_new(self) -> None:
+    def _continue_as_new(self) -> NoReturn:
         # Signals are synchronous handlers, so nothing is half-handled here.
         workflow.continue_as_new(self.input.model_copy(update={"carried": self.s}))

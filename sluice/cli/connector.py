@@ -64,7 +64,10 @@ async def _show_progress(
                 completed=done,
                 total=max(c.docs_fetched, done, 1) if p.attempt_id is not None else done,
                 state=p.state.value,
-                detail=f"{c.batches} batches, {c.docs_failed} failed, {p.batches_in_flight} in flight",
+                detail=(
+                    f"{c.batches} batches, {c.docs_failed} failed, "
+                    f"{p.batches_in_flight} in flight"
+                ),
             )
 
         return await connector_ops.wait_for_attempts(

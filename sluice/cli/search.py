@@ -27,7 +27,8 @@ def search(
         snippet = " ".join(hit.content.split())[:240]
         console.print(
             f"[bold]{rank}. {hit.title}[/]  [dim]{hit.document_id} #{hit.chunk_id} "
-            f"score {hit.score:.4f} (vector {hit.vector_rank or '-'}, text {hit.text_rank or '-'})[/]"
+            f"score {hit.score:.4f} "
+            f"(vector {hit.vector_rank or '-'}, text {hit.text_rank or '-'})[/]"
         )
         if hit.link:
             console.print(f"   [cyan]{hit.link}[/]")

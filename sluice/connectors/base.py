@@ -53,7 +53,7 @@ class Connector(ABC, Generic[ConfigT]):
 
     @abstractmethod
     def load(self, checkpoint: Checkpoint) -> AsyncIterator[ConnectorOutput]:
-        """Yield documents and failures from ``checkpoint`` on, each with the checkpoint after it."""
+        """Yield documents and failures from ``checkpoint`` on, each with its next checkpoint."""
 
     @abstractmethod
     def list_ids(self) -> AsyncIterator[str]:

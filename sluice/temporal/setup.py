@@ -25,9 +25,7 @@ async def ensure_search_attributes(client: Client) -> list[str]:
         if err.status != RPCStatusCode.UNIMPLEMENTED:
             raise
         known = set()
-    missing = {
-        key.name: int(key.indexed_value_type) for key in search.ALL if key.name not in known
-    }
+    missing = {key.name: int(key.indexed_value_type) for key in search.ALL if key.name not in known}
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
