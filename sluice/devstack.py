@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import os
 import pwd
@@ -77,12 +78,21 @@ def choose_port(preferred: int | None, what: str, notes: list[str]) -> int:
     return port
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the parent dies (Linux only)."""
+def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Runs in the child before exec: send it ``sig`` when the parent dies (Linux only).
+
+    Also starts a new session, so a Ctrl-C in the terminal reaches only the parent,
+    which then stops its children in order.
+    """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            ctypes.CDLL("libc.so.6").prctl(1, int(sig))  # PR_SET_PDEATHSIG
     os.setsid()
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` for children that must not outlive this process."""
+    return functools.partial(_die_with_parent, sig)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None) -> None:
@@ -148,7 +158,9 @@ def spawn(
             stdin=subprocess.DEVNULL,
             env=env,
             user=user,
-            preexec_fn=_die_with_parent,
+            # Postgres' SIGTERM is a "smart" shutdown that waits for every client to
+            # disconnect; the service's own stop signal (SIGINT: fast) never waits.
+            preexec_fn=die_with_parent(stop_signal),
         )
     return Service(name, proc, log, stop_signal)
 

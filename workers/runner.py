@@ -21,7 +21,8 @@ from temporalio.worker import Worker
 from sluice.config import Settings
 from sluice.db.engine import dispose_engines
 from sluice.health import Readiness, serve_health, standard_checks
-from sluice.index.embedding import EmbeddingProvider, make_embedding_provider
+from sluice.index.embedding import EmbeddingProvider, embedder_from_settings
+from sluice.queues import TaskQueue
 from sluice.temporal.client import connect
 from sluice.temporal.policies import WORKER_GRACEFUL_SHUTDOWN
 from workers.kinds import WorkerKind, get_kind
@@ -33,12 +34,7 @@ log = structlog.get_logger(__name__)
 def embedder_factory(settings: Settings) -> Callable[[], EmbeddingProvider]:
     @cache
     def build() -> EmbeddingProvider:
-        return make_embedding_provider(
-            settings.embedding_provider,
-            base_url=settings.embedding_base_url,
-            model=settings.embedding_model,
-            api_key=settings.embedding_api_key,
-        )
+        return embedder_from_settings(settings)
 
     return build
 
@@ -73,6 +69,12 @@ async def run_worker(
     structlog.contextvars.bind_contextvars(worker_kind=kind.name)
     client = await connect(settings)
     workers = build_workers(client, kind, settings, identity)
+    if TaskQueue.DOCPROCESSING in kind.queues:
+        # Load the embedding model before polling, not inside the first batch.
+        embedder = embedder_factory(settings)()
+        warm_up = getattr(embedder, "warm_up", None)
+        if warm_up is not None:
+            await asyncio.to_thread(warm_up)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

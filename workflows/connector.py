@@ -133,6 +133,7 @@ class ConnectorWorkflow:
             attempt_id=attempt.attempt_id if attempt else None,
             attempts_started=self.s.attempts_started,
             last_attempt_status=self.s.last_attempt_status,
+            last_attempt_counts=self.s.last_attempt_counts,
             counts=attempt.counts if attempt else AttemptCounts(),
             batches_in_flight=self.in_flight,
             checkpoint=self.s.checkpoint,
@@ -385,6 +386,7 @@ class ConnectorWorkflow:
             summary=f"delete staged batches of attempt {attempt.attempt_id}",
         )
         s.last_attempt_status = status.value
+        s.last_attempt_counts = attempt.counts
         s.attempt = None
         self.cancel_requested = False
         now = workflow.now().timestamp()

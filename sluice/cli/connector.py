@@ -65,8 +65,7 @@ async def _show_progress(
                 total=max(c.docs_fetched, done, 1) if p.attempt_id is not None else done,
                 state=p.state.value,
                 detail=(
-                    f"{c.batches} batches, {c.docs_failed} failed, "
-                    f"{p.batches_in_flight} in flight"
+                    f"{c.batches} batches, {c.docs_failed} failed, {p.batches_in_flight} in flight"
                 ),
             )
 
@@ -140,11 +139,16 @@ def list_(tenant_id: str | None = TenantOption) -> None:
 
 
 def _print_progress(p: ConnectorProgress) -> None:
-    c = p.counts
+    running = p.attempt_id is not None
+    c = p.counts if running else (p.last_attempt_counts or p.counts)
+    which = (
+        f"attempt {p.attempt_id} (running)"
+        if running
+        else (f"last attempt: {p.last_attempt_status or 'none yet'}")
+    )
     console.print(
-        f"cc-pair {p.cc_pair_id} [bold]{p.state.value}[/]: attempts {p.attempts_started}, "
-        f"last {p.last_attempt_status or '-'}; current attempt {p.attempt_id or '-'}: "
-        f"{c.batches} batches, {c.docs_fetched} fetched, {c.docs_indexed} indexed, "
+        f"cc-pair {p.cc_pair_id} [bold]{p.state.value}[/], {p.attempts_started} attempts; "
+        f"{which}: {c.batches} batches, {c.docs_fetched} fetched, {c.docs_indexed} indexed, "
         f"{c.docs_skipped} unchanged, {c.docs_failed} failed"
     )
     if p.last_error:

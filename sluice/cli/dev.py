@@ -118,7 +118,7 @@ class _Worker:
 
 def _start_workers(data_dir: Path, env: dict[str, str]) -> dict[str, _Worker]:
     from sluice.config import get_settings
-    from sluice.devstack import free_port
+    from sluice.devstack import die_with_parent, free_port
     from workers.kinds import kinds_for_mode
 
     workers: dict[str, _Worker] = {}
@@ -132,7 +132,9 @@ def _start_workers(data_dir: Path, env: dict[str, str]) -> dict[str, _Worker]:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            # Its own session (Ctrl-C reaches only `sluice dev`, which stops workers
+            # first), and SIGTERM (a graceful stop) if `sluice dev` itself is killed.
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         workers[kind.name] = _Worker(kind.name, proc, port, log)
     return workers

@@ -18,13 +18,15 @@ def worker(
 ) -> None:
     """Run one worker process of KIND (serves /healthz and /readyz on HEALTH_PORT)."""
     from workers.kinds import get_kind
-    from workers.runner import run_worker
 
     s = settings()
     try:
         get_kind(kind)
     except SluiceError as exc:
         raise fail(str(exc)) from None
+    # Imported only now: it pulls in every activity, so a typo fails fast.
+    from workers.runner import run_worker
+
     configure_logging(s.log_format, s.log_level)
     try:
         asyncio.run(run_worker(kind, s))

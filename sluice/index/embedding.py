@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
+from sluice.config import Settings
 from sluice.errors import BadCredentialsError, ConfigurationError, SluiceError
 from sluice.logging import get_logger
 
@@ -544,3 +545,13 @@ def make_embedding_provider(
             raise ConfigurationError("EMBEDDING_MODEL is required when EMBEDDING_PROVIDER=openai")
         return OpenAIEmbeddingProvider(base_url, model, api_key, dim)
     raise ConfigurationError(f"EMBEDDING_PROVIDER must be 'local' or 'openai', got {kind!r}")
+
+
+def embedder_from_settings(settings: Settings) -> EmbeddingProvider:
+    """The provider the ``EMBEDDING_*`` settings ask for (workers and search use this)."""
+    return make_embedding_provider(
+        settings.embedding_provider,
+        base_url=settings.embedding_base_url,
+        model=settings.embedding_model,
+        api_key=settings.embedding_api_key,
+    )

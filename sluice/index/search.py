@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from sluice.config import get_settings
 from sluice.db.session import tenant_connection
-from sluice.index.embedding import make_embedding_provider
+from sluice.index.embedding import embedder_from_settings
 from sluice.index.store import SearchHit, hybrid_search
 
 
 async def search_chunks(tenant_id: str, query: str, *, limit: int = 10) -> list[SearchHit]:
     settings = get_settings()
-    embedder = make_embedding_provider(
-        settings.embedding_provider,
-        base_url=settings.embedding_base_url,
-        model=settings.embedding_model,
-        api_key=settings.embedding_api_key,
-    )
+    embedder = embedder_from_settings(settings)
     vector = (await embedder.embed([query]))[0]
     async with tenant_connection(tenant_id) as (_, raw):
         return await hybrid_search(raw, query, vector, limit=limit)

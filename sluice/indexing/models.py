@@ -83,6 +83,7 @@ class CarriedState(BaseModel):
     last_error_type: str | None = None
     attempts_started: int = 0
     last_attempt_status: str | None = None
+    last_attempt_counts: AttemptCounts | None = None
     next_run_at: float | None = Field(default=None, description="Epoch seconds of the next run.")
     pass_started_at: float | None = Field(
         default=None, description="When the current pass over the source began."
@@ -106,7 +107,10 @@ class ConnectorProgress(BaseModel):
     attempt_id: int | None = None
     attempts_started: int = 0
     last_attempt_status: str | None = None
-    counts: AttemptCounts = Field(default_factory=AttemptCounts)
+    last_attempt_counts: AttemptCounts | None = None
+    counts: AttemptCounts = Field(
+        default_factory=AttemptCounts, description="Counts of the attempt in progress."
+    )
     batches_in_flight: int = 0
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     consecutive_failures: int = 0
