@@ -48,7 +48,12 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
             "resuming fetch from heartbeat", batches=len(state.batches), docs=state.docs_fetched
         )
     source, config, _secret = await load_connector_settings(tenant, request.cc_pair_id)
-    context = ConnectorContext(tenant, request.cc_pair_id, activity.info().attempt)
+    context = ConnectorContext(
+        tenant,
+        request.cc_pair_id,
+        activity.info().attempt,
+        keepalive=lambda: activity.heartbeat(state),
+    )
     connector = build_connector(source, config, context)
     connector.validate_source()
 
@@ -87,6 +92,11 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
         if len(documents) >= request.batch_size:
             await flush(last)
             if len(state.batches) >= request.max_batches:
+                break
+            if activity.is_worker_shutdown():
+                # A deploy: hand back what is staged; the next fetch runs on another worker,
+                # so the run is interrupted, never failed.
+                log.info("worker shutting down; returning the batches staged so far")
                 break
     else:
         if not produced_any:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from sluice.config import get_settings
@@ -56,3 +57,20 @@ async def eventually(check: Callable[[], Any], timeout: float = 30, interval: fl
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
         await asyncio.sleep(interval)
+
+
+async def activity_attempts(client: Client, workflow_id: str, activity_type: str) -> list[int]:
+    """Attempt numbers of every start of ``activity_type`` across the workflow's runs."""
+    found: list[int] = []
+    async for wf in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        handle = client.get_workflow_handle(workflow_id, run_id=wf.run_id)
+        scheduled: dict[int, str] = {}
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                attrs = event.activity_task_scheduled_event_attributes
+                scheduled[event.event_id] = attrs.activity_type.name
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                attrs2 = event.activity_task_started_event_attributes
+                if scheduled.get(attrs2.scheduled_event_id) == activity_type:
+                    found.append(attrs2.attempt)
+    return found

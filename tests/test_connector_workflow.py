@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -22,7 +21,14 @@ from sluice.devstack import venv_bin
 from sluice.errors import ConfigurationError, ConnectorConfigError
 from sluice.index.search import search_chunks
 from sluice.indexing.models import RunState, RunTuning
-from tests.support import FAST, eventually, fetch, fetchval, running_workers
+from tests.support import (
+    FAST,
+    activity_attempts,
+    eventually,
+    fetch,
+    fetchval,
+    running_workers,
+)
 from workflows.connector import connector_workflow_id
 
 
@@ -52,23 +58,6 @@ async def doc_count(tenant: str) -> int:
 async def attempts(tenant: str) -> list[dict[str, object]]:
     rows = await fetch(tenant, "SELECT * FROM index_attempt ORDER BY id")
     return [dict(r) for r in rows]
-
-
-async def activity_attempts(client: Client, workflow_id: str, activity_type: str) -> list[int]:
-    """Attempt numbers of every start of ``activity_type`` across the workflow's runs."""
-    found: list[int] = []
-    async for wf in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
-        handle = client.get_workflow_handle(workflow_id, run_id=wf.run_id)
-        scheduled: dict[int, str] = {}
-        async for event in handle.fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                attrs = event.activity_task_scheduled_event_attributes
-                scheduled[event.event_id] = attrs.activity_type.name
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                attrs2 = event.activity_task_started_event_attributes
-                if scheduled.get(attrs2.scheduled_event_id) == activity_type:
-                    found.append(attrs2.attempt)
-    return found
 
 
 # --- timers -------------------------------------------------------------------------------
@@ -432,3 +421,21 @@ async def test_filesystem_corpus_is_searchable_and_incremental(
         "SELECT string_agg(content, ' ') FROM chunk WHERE document_id = 'file:guide/tenants.md'",
     )
     assert "one per tenant" in content
+
+
+async def test_a_slow_but_live_connector_is_never_cut_off(
+    dev_env: WorkflowEnvironment, tenant: str
+) -> None:
+    """A rate limit longer than the heartbeat timeout: the connector stays alive while it
+    waits, so the run is neither timed out nor retried (unlike a timer-less watchdog)."""
+    client = dev_env.client
+    tuning = FAST.model_copy(update={"fetch_heartbeat_seconds": 1})
+    async with running_workers(client):
+        cc = await add_synthetic(
+            client, tenant, tuning=tuning, count=20, rate_limit_every=10, rate_limit_seconds=2.5
+        )
+        final = await connector_ops.wait_for_attempts(client, tenant, cc, 1, timeout=60)
+    assert final.last_attempt_status == "success"
+    assert await doc_count(tenant) == 20
+    wid = connector_workflow_id(tenant, cc)
+    assert set(await activity_attempts(client, wid, "fetch_documents")) == {1}

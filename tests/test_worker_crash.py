@@ -15,7 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from sluice import connector_ops
 from sluice.devstack import free_port
-from tests.support import FAST, eventually, fetch, fetchval
+from tests.support import FAST, activity_attempts, eventually, fetch, fetchval
+from workflows.connector import connector_workflow_id
 
 
 @contextmanager
@@ -96,3 +97,33 @@ async def test_killed_worker_resumes_from_the_last_checkpoint(
 async def _staged_at_least(tenant: str, batches: int) -> bool:
     staged = await fetchval(tenant, "SELECT count(*) FROM staged_batch")
     return bool(staged >= batches)
+
+
+async def test_a_deploy_interrupts_but_never_fails_a_run(
+    dev_env: WorkflowEnvironment, tenant: str, tmp_path: Path
+) -> None:
+    """SIGTERM (a deploy): the fetch hands back what it staged, a new worker carries on;
+    no activity fails, the attempt succeeds and no failure is counted."""
+    client = dev_env.client
+    count = 200
+    tuning = FAST.model_copy(update={"batches_per_fetch": 50, "fetch_heartbeat_seconds": 5})
+    with worker_process(dev_env, tmp_path / "old.log") as old:
+        pair = await connector_ops.add_connector(
+            client,
+            tenant,
+            name="deploy",
+            source="synthetic",
+            config={"count": count, "size_bytes": 500, "delay_ms": 25},
+            tuning=tuning,
+        )
+        await eventually(lambda: _staged_at_least(tenant, 4), timeout=60)
+        old.send_signal(signal.SIGTERM)
+        assert old.wait(30) == 0
+    assert "returning the batches staged so far" in (tmp_path / "old.log").read_text()
+    with worker_process(dev_env, tmp_path / "new.log"):
+        final = await connector_ops.wait_for_attempts(client, tenant, pair.id, 1, timeout=120)
+    assert final.last_attempt_status == "success"
+    assert final.consecutive_failures == 0
+    assert await fetchval(tenant, "SELECT count(*) FROM document") == count
+    wid = connector_workflow_id(tenant, pair.id)
+    assert set(await activity_attempts(client, wid, "fetch_documents")) == {1}

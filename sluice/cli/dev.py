@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from sluice.cli.common import fail, settings
-from sluice.config import DEV_ENV_FILE
+from sluice.cli.common import fail
+from sluice.config import DEV_ENV_FILE, Settings, load_settings
 from sluice.errors import SluiceError
 
 if TYPE_CHECKING:
@@ -51,7 +51,9 @@ def dev(
     """Run Temporal, Postgres, Redis, the workers and a demo connector; Ctrl-C stops all."""
     from sluice.devstack import dev_stack
 
-    s = settings()
+    # Only the real environment counts here: `.sluice/dev.env` is this command's own
+    # output, and one left behind by a killed run points at services that are gone.
+    s = _settings_without_dev_env()
     started = time.monotonic()
     corpus = (corpus or _default_corpus()).resolve()
     if demo and not corpus.is_dir():
@@ -99,6 +101,13 @@ def dev(
     except SluiceError as exc:
         raise fail(str(exc)) from None
     console.print("stopped.")
+
+
+def _settings_without_dev_env() -> Settings:
+    try:
+        return load_settings(_env_file=None)
+    except SluiceError as exc:
+        raise fail(str(exc)) from None
 
 
 async def _prepare(tenant_id: str) -> None:
@@ -175,6 +184,7 @@ async def _demo(tenant_id: str, corpus: Path) -> None:
     from sluice.ccpairs import list_cc_pairs
     from sluice.cli.connector import _print_progress
     from sluice.db.engine import dispose_engines
+    from sluice.db.session import tenant_connection
     from sluice.index.search import search_chunks
     from sluice.temporal.client import connect
 
@@ -207,6 +217,14 @@ async def _demo(tenant_id: str, corpus: Path) -> None:
         )
         _print_progress(final)
         console.print(f"demo indexing took {time.monotonic() - t0:.1f}s")
+        # The progress query describes the current attempt (none, once it ended): say
+        # what the index holds now, so a re-run visibly picks up changed files.
+        async with tenant_connection(tenant_id) as (_, raw):
+            held = await raw.fetchval(
+                "SELECT count(*) FROM document_by_connector_credential_pair WHERE cc_pair_id = $1",
+                pair.id,
+            )
+        console.print(f"the demo connector's index holds {held} documents")
         query = "how does a connector resume after a worker crash"
         hits = await search_chunks(tenant_id, query, limit=3)
         console.print(f'sluice search "{query}":')

@@ -9,9 +9,10 @@ checkpoint after it; the last item's checkpoint (or the final one from
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -36,6 +37,19 @@ class ConnectorContext:
     cc_pair_id: int = 0
     attempt: int = 1
     """Temporal activity attempt (1 on the first try); lets fault injection act once."""
+    keepalive: Callable[[], None] = field(default=lambda: None)
+    """Call while waiting without producing (a rate limit, a slow page): proves the
+    connector is alive, so the heartbeat timeout only catches a connector that hangs."""
+
+    async def wait(self, seconds: float, every: float = 1.0) -> None:
+        """Sleep ``seconds`` (say, a rate limit's Retry-After), staying alive meanwhile."""
+        remaining = seconds
+        while remaining > 0:
+            self.keepalive()
+            step = min(every, remaining)
+            await asyncio.sleep(step)
+            remaining -= step
+        self.keepalive()
 
 
 class Connector(ABC, Generic[ConfigT]):

@@ -81,6 +81,10 @@ class SyntheticConfig(ConnectorConfig):
         default=None, ge=1, description="Every k-th position re-emits the previous ID."
     )
     version: int = Field(default=0, ge=0, description="Bump to change every document.")
+    rate_limit_every: int | None = Field(
+        default=None, ge=1, description="Every k-th position waits on a simulated rate limit."
+    )
+    rate_limit_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     error_at: int | None = Field(
         default=None, ge=0, description="Position where the source itself errors (not one doc)."
     )
@@ -202,6 +206,8 @@ class SyntheticConnector(Connector[SyntheticConfig]):
                 if cfg.error_kind == "credentials":
                     raise BadCredentialsError("synthetic source refused the credential")
                 raise SyntheticSourceError(f"synthetic source unavailable at position {position}")
+            if cfg.rate_limit_every and (position + 1) % cfg.rate_limit_every == 0:
+                await self.context.wait(cfg.rate_limit_seconds, every=0.25)
             if cfg.delay_ms > 0:
                 await asyncio.sleep(cfg.delay_ms / 1000)
             elif (position - start) % _YIELD_EVERY == _YIELD_EVERY - 1:

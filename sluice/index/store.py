@@ -51,35 +51,45 @@ async def replace_chunks(
 
 async def upsert_documents(
     raw: Any, documents: Sequence[Document], hashes: dict[str, str], chunk_counts: dict[str, int]
-) -> None:
+) -> set[str]:
+    """Upsert document rows; returns the IDs written.
+
+    A row is only replaced by a version at least as new (``updated_at``), so when the
+    same document arrives in two batches processed out of order, the newest wins.
+    """
     if not documents:
-        return
-    await raw.executemany(
+        return set()
+    rows = await raw.fetch(
         """
-        INSERT INTO document (id, source, semantic_identifier, link, metadata, acl,
-                              content_hash, doc_updated_at, chunk_count, last_modified)
-        VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, now())
+        INSERT INTO document AS d (id, source, semantic_identifier, link, metadata, acl,
+                                   content_hash, doc_updated_at, chunk_count, last_modified)
+        SELECT t.id, t.source, t.semantic_identifier, t.link, t.metadata,
+               ARRAY(SELECT jsonb_array_elements_text(t.acl)), t.content_hash,
+               t.doc_updated_at, t.chunk_count, now()
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
+                    $7::text[], $8::timestamptz[], $9::int[])
+             AS t(id, source, semantic_identifier, link, metadata, acl, content_hash,
+                  doc_updated_at, chunk_count)
         ON CONFLICT (id) DO UPDATE SET
             source = EXCLUDED.source, semantic_identifier = EXCLUDED.semantic_identifier,
             link = EXCLUDED.link, metadata = EXCLUDED.metadata, acl = EXCLUDED.acl,
             content_hash = EXCLUDED.content_hash, doc_updated_at = EXCLUDED.doc_updated_at,
             chunk_count = EXCLUDED.chunk_count, last_modified = now()
+        WHERE d.doc_updated_at IS NULL OR EXCLUDED.doc_updated_at IS NULL
+           OR EXCLUDED.doc_updated_at >= d.doc_updated_at
+        RETURNING d.id
         """,
-        [
-            (
-                d.id,
-                d.source,
-                d.semantic_identifier,
-                d.link,
-                _json(d.metadata),
-                d.acl,
-                hashes[d.id],
-                d.updated_at,
-                chunk_counts.get(d.id, 0),
-            )
-            for d in documents
-        ],
+        [d.id for d in documents],
+        [d.source for d in documents],
+        [d.semantic_identifier for d in documents],
+        [d.link for d in documents],
+        [_json(d.metadata) for d in documents],
+        [_json(d.acl) for d in documents],
+        [hashes[d.id] for d in documents],
+        [d.updated_at for d in documents],
+        [chunk_counts.get(d.id, 0) for d in documents],
     )
+    return {r["id"] for r in rows}
 
 
 async def link_to_cc_pair(raw: Any, cc_pair_id: int, document_ids: Sequence[str]) -> None:

@@ -97,17 +97,21 @@ async def index_documents(
     vectors = await embedder.embed(texts)
     progress("embedded")
 
-    ids = [d.id for d in chunked.documents]
-    await upsert_documents(raw, chunked.documents, hashes, chunked.counts)
-    written = await replace_chunks(raw, ids, chunked.rows, vectors)
-    stored = [d.id for d in docs if d.id in known or d.id in chunked.counts]
+    accepted = await upsert_documents(raw, chunked.documents, hashes, chunked.counts)
+    stale = len(chunked.documents) - len(accepted)  # a newer version is indexed already
+    if stale:
+        keep = [i for i, r in enumerate(chunked.rows) if r.document_id in accepted]
+        chunked.rows = [chunked.rows[i] for i in keep]
+        vectors = vectors[keep]
+    written = await replace_chunks(raw, sorted(accepted), chunked.rows, vectors)
+    stored = [d.id for d in docs if d.id in known or d.id in accepted]
     await link_to_cc_pair(raw, cc_pair_id, stored)
     progress("written")
     result = ProcessResult(
-        docs_indexed=len(chunked.documents),
-        docs_skipped=skipped,
+        docs_indexed=len(accepted),
+        docs_skipped=skipped + stale,
         docs_failed=len(chunked.failures),
-        duplicates=duplicates,
+        duplicates=duplicates + stale,
         chunks_written=written,
     )
     return result, chunked.failures

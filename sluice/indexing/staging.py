@@ -59,7 +59,13 @@ async def load_batch(raw: Any, batch_id: int) -> tuple[list[Document], ProcessRe
     )
     if row is None:
         raise LookupError(f"staged batch {batch_id} is gone (its run has ended)")
-    done = ProcessResult.model_validate_json(row["result"]) if row["result"] else None
+    result = row["result"]
+    if result is None:
+        done = None
+    elif isinstance(result, str | bytes):
+        done = ProcessResult.model_validate_json(result)
+    else:  # SQLAlchemy's asyncpg dialect decodes jsonb itself
+        done = ProcessResult.model_validate(result)
     return decode_documents(row["documents"]), done
 
 
