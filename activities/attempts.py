@@ -52,7 +52,12 @@ async def set_cc_pair_status(update: CcPairStatusUpdate) -> None:
     CcPairStatus(update.status)  # reject unknown statuses before writing
     async with tenant_connection(current_tenant()) as (_, raw):
         await attempts.set_cc_pair_status(
-            raw, update.cc_pair_id, update.status, update.flag_reason, update.consecutive_failures
+            raw,
+            update.cc_pair_id,
+            update.status,
+            update.flag_reason,
+            update.consecutive_failures,
+            update.clear_flag,
         )
 
 

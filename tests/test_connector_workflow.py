@@ -186,6 +186,7 @@ async def test_pause_and_resume_with_the_temporal_cli(
         rows = await attempts(tenant)
         assert rows[0]["status"] == "canceled"
         assert await fetchval(tenant, "SELECT count(*) FROM staged_batch") == 0
+        assert (await list_cc_pairs(tenant))[0].status == "paused"
         indexed_while_paused = await doc_count(tenant)
         assert 0 < indexed_while_paused < 200
 
@@ -194,6 +195,7 @@ async def test_pause_and_resume_with_the_temporal_cli(
         )
         final = await connector_ops.wait_for_attempts(client, tenant, cc, 2, timeout=60)
     assert final.last_attempt_status == "success"
+    assert (await list_cc_pairs(tenant))[0].status == "active"
     rows = await attempts(tenant)
     assert [r["status"] for r in rows] == ["canceled", "success"]
     # The second attempt resumed from the checkpoint instead of starting over.

@@ -87,7 +87,7 @@ class ConnectorWorkflow:
         self.input = input
         self.tuning = input.tuning
         self.s: CarriedState = input.carried or CarriedState()
-        self.state = RunState.IDLE
+        self.state: RunState | None = None  # unknown until set: the first set always upserts
         self.in_flight = 0
         self.cancel_requested = False
         self.next_run_at: float | None = None
@@ -129,7 +129,7 @@ class ConnectorWorkflow:
             tenant_id=self.input.tenant_id,
             cc_pair_id=self.input.cc_pair_id,
             source=self.input.source,
-            state=self.state,
+            state=self.state or RunState.IDLE,
             attempt_id=attempt.attempt_id if attempt else None,
             attempts_started=self.s.attempts_started,
             last_attempt_status=self.s.last_attempt_status,
@@ -160,7 +160,10 @@ class ConnectorWorkflow:
         return self.s.index_requested and not self.s.paused and self.s.invalid_reason is None
 
     async def _wait_until_due(self) -> None:
-        while not self._ready():
+        while True:
+            await self._sync_db_status()
+            if self._ready():
+                break
             self._set_state(
                 RunState.PAUSED
                 if self.s.paused
@@ -190,6 +193,30 @@ class ConnectorWorkflow:
             except TimeoutError:
                 self.s.index_requested = True
         self.next_run_at = None
+
+    async def _sync_db_status(self) -> None:
+        """Keep the cc-pair row's status (the product's view) in step with signals."""
+        s = self.s
+        wanted = (
+            CcPairStatus.PAUSED
+            if s.paused
+            else CcPairStatus.INVALID
+            if s.invalid_reason
+            else CcPairStatus.ACTIVE
+        ).value
+        if wanted == s.db_status:
+            return
+        await workflow.execute_activity(
+            set_cc_pair_status,
+            CcPairStatusUpdate(
+                cc_pair_id=self.input.cc_pair_id,
+                status=wanted,
+                clear_flag=s.db_status == CcPairStatus.INVALID.value,
+            ),
+            **policies.ATTEMPT_BOOKKEEPING.options(),
+            summary=f"cc-pair {self.input.cc_pair_id} is now {wanted}",
+        )
+        s.db_status = wanted
 
     async def _start_attempt(self) -> None:
         s = self.s
@@ -409,6 +436,7 @@ class ConnectorWorkflow:
         flagged = s.consecutive_failures >= self.tuning.failures_before_flag
         if invalid:
             s.invalid_reason = error
+            s.db_status = CcPairStatus.INVALID.value
         if invalid or flagged:
             reason = (
                 error if invalid else f"{s.consecutive_failures} failed attempts in a row: {error}"
@@ -436,11 +464,14 @@ class ConnectorWorkflow:
     def _set_details(self) -> None:
         attempt = self.s.attempt
         if attempt is None:
-            workflow.set_current_details(f"{self.state.value}; last: {self.s.last_attempt_status}")
+            workflow.set_current_details(
+                f"{(self.state or RunState.IDLE).value}; last: {self.s.last_attempt_status}"
+            )
             return
         c = attempt.counts
+        state = (self.state or RunState.IDLE).value
         workflow.set_current_details(
-            f"{self.state.value}: attempt {attempt.attempt_id}, {c.batches} batches, "
+            f"{state}: attempt {attempt.attempt_id}, {c.batches} batches, "
             f"{c.docs_fetched} fetched, {c.docs_indexed} indexed, {c.docs_skipped} unchanged, "
             f"{c.docs_failed} failed, {self.in_flight} in flight"
         )

@@ -112,10 +112,12 @@ async def set_cc_pair_status(
     status: str,
     flag_reason: str | None,
     consecutive_failures: int | None,
+    clear_flag: bool = False,
 ) -> None:
     await raw.execute(
         """
-        UPDATE connector_credential_pair SET status = $2, flag_reason = $3,
+        UPDATE connector_credential_pair SET status = $2,
+            flag_reason = CASE WHEN $5 THEN NULL ELSE coalesce($3, flag_reason) END,
             consecutive_failures = coalesce($4, consecutive_failures), updated_at = now()
         WHERE id = $1 AND status <> 'deleting'
         """,
@@ -123,6 +125,7 @@ async def set_cc_pair_status(
         status,
         flag_reason,
         consecutive_failures,
+        clear_flag,
     )
 
 

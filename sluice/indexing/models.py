@@ -84,6 +84,7 @@ class CarriedState(BaseModel):
     attempts_started: int = 0
     last_attempt_status: str | None = None
     last_attempt_counts: AttemptCounts | None = None
+    db_status: str = Field(default="active", description="cc-pair status last written.")
     next_run_at: float | None = Field(default=None, description="Epoch seconds of the next run.")
     pass_started_at: float | None = Field(
         default=None, description="When the current pass over the source began."
@@ -187,9 +188,12 @@ class FinishAttemptRequest(BaseModel):
 
 
 class CcPairStatusUpdate(BaseModel):
+    """The product's view of the connector; ``flag_reason=None`` leaves the flag as it is."""
+
     cc_pair_id: int
     status: str
     flag_reason: str | None = None
+    clear_flag: bool = False
     consecutive_failures: int | None = None
 
 
