@@ -12,8 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from sluice import connector_ops
 from sluice.ccpairs import list_cc_pairs
@@ -21,6 +23,7 @@ from sluice.devstack import venv_bin
 from sluice.errors import ConfigurationError, ConnectorConfigError
 from sluice.index.search import search_chunks
 from sluice.indexing.models import RunState, RunTuning
+from sluice.temporal.interceptor import TenantInterceptor
 from tests.support import (
     FAST,
     activity_attempts,
@@ -29,7 +32,7 @@ from tests.support import (
     fetchval,
     running_workers,
 )
-from workflows.connector import connector_workflow_id
+from workflows.connector import ConnectorWorkflow, connector_workflow_id
 
 
 async def add_synthetic(
@@ -441,3 +444,53 @@ async def test_a_slow_but_live_connector_is_never_cut_off(
     assert await doc_count(tenant) == 20
     wid = connector_workflow_id(tenant, cc)
     assert set(await activity_attempts(client, wid, "fetch_documents")) == {1}
+
+
+async def test_recorded_histories_replay_deterministically(
+    dev_env: WorkflowEnvironment, tenant: str
+) -> None:
+    """Every run of a connector (signals, continue-as-new, failures) replays against the
+    current workflow code: the check that makes deploys of long-lived workflows safe."""
+    client = dev_env.client
+    tuning = FAST.model_copy(update={"batches_before_continue_as_new": 2})
+    async with running_workers(client):
+        cc = await add_synthetic(client, tenant, tuning=tuning, count=45, fail_every=9)
+        await connector_ops.wait_for_attempts(client, tenant, cc, 1, timeout=60)
+        await connector_ops.send(client, tenant, cc, "pause")
+        await eventually(lambda: _in_state(client, tenant, cc, RunState.PAUSED))
+    wid = connector_workflow_id(tenant, cc)
+    replayer = Replayer(
+        workflows=[ConnectorWorkflow],
+        data_converter=pydantic_data_converter,
+        interceptors=[TenantInterceptor()],
+    )
+    histories = [
+        await client.get_workflow_handle(wid, run_id=wf.run_id).fetch_history()
+        async for wf in client.list_workflows(f'WorkflowId = "{wid}"')
+    ]
+    assert len(histories) >= 3
+    for history in histories:
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, result.replay_failure
+
+
+async def test_canceling_the_workflow_closes_its_attempt(
+    dev_env: WorkflowEnvironment, tenant: str
+) -> None:
+    """`temporal workflow cancel` (or Cancel in the Web UI) mid-run: nothing is left in
+    progress and no staged batch survives."""
+    client = dev_env.client
+    async with running_workers(client):
+        cc = await add_synthetic(client, tenant, count=300, delay_ms=10)
+        await eventually(lambda: _fetched_at_least(client, tenant, cc, 20), timeout=30)
+        wid = connector_workflow_id(tenant, cc)
+        await asyncio.to_thread(temporal_cli, dev_env, "workflow", "cancel", "--workflow-id", wid)
+        handle = client.get_workflow_handle(wid)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        described = await handle.describe()
+    assert described.status == WorkflowExecutionStatus.CANCELED
+    rows = await attempts(tenant)
+    assert [r["status"] for r in rows] == ["canceled"]
+    assert rows[0]["error_message"] == "connector workflow canceled"
+    assert await fetchval(tenant, "SELECT count(*) FROM staged_batch") == 0

@@ -577,17 +577,9 @@ def test_registry_sources_and_messages(tmp_path: Path) -> None:
 
 
 def test_validate_config_normalises_and_checks_source(tmp_path: Path) -> None:
-    assert validate_config("synthetic", {"count": 5}) == {
-        "count": 5,
-        "size_bytes": 2000,
-        "seed": 0,
-        "delay_ms": 0.0,
-        "fail_every": None,
-        "hang_at": None,
-        "hang_attempts": 1,
-        "duplicate_every": None,
-        "version": 0,
-    }
+    normalised = validate_config("synthetic", {"count": 5})
+    assert normalised["count"] == 5
+    assert normalised == SyntheticConfig(count=5).model_dump(mode="json")
     normalised = validate_config("filesystem", {"path": str(tmp_path), "extensions": ["MD"]})
     assert normalised["extensions"] == [".md"] and normalised["exclude"]
     with pytest.raises(ConnectorConfigError, match="field 'path'"):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
@@ -147,10 +147,18 @@ class ConnectorWorkflow:
 
     @workflow.run
     async def run(self, input: ConnectorWorkflowInput) -> None:
-        if self.s.attempt is None:
-            await self._wait_until_due()
-            await self._start_attempt()
-        outcome = await self._run_attempt()
+        try:
+            if self.s.attempt is None:
+                await self._wait_until_due()
+                await self._start_attempt()
+            outcome = await self._run_attempt()
+        except asyncio.CancelledError:
+            # Canceling the workflow stops the connector for good: close the attempt
+            # (canceled, its staged batches deleted) so nothing is left in progress.
+            if self.s.attempt is not None:
+                await self._end_attempt(AttemptStatus.CANCELED, "connector workflow canceled", [])
+            self._set_state(RunState.STOPPED)
+            raise
         if outcome is None:  # the attempt goes on in a fresh run
             self._continue_as_new()
         await self._end_attempt(*outcome)
@@ -240,6 +248,7 @@ class ConnectorWorkflow:
             summary=f"start index attempt for cc-pair {self.input.cc_pair_id}",
         )
         s.attempt = AttemptInProgress(attempt_id=attempt_id, from_beginning=s.from_beginning)
+        s.last_error_type = None
         s.attempts_started += 1
         s.index_requested = False
         s.from_beginning = False
@@ -253,13 +262,14 @@ class ConnectorWorkflow:
         pending: list[StagedBatchRef] = []
         processing: dict[int, asyncio.Task[ProcessResult]] = {}
         fetch: asyncio.Task[FetchResult] | None = None
+        refs: dict[int, StagedBatchRef] = {}
         batch_errors: list[DocumentFailure] = []
-        fetch_error: BaseException | None = None
+        fatal: BaseException | None = None  # ends the attempt as failed
         batches_this_run = 0
         backlog_limit = self.tuning.max_batches_in_flight + self.tuning.batches_per_fetch
 
         def stopping() -> bool:
-            return self.cancel_requested or self.s.paused or fetch_error is not None
+            return self.cancel_requested or self.s.paused or fatal is not None
 
         def continue_soon() -> bool:
             return (
@@ -267,78 +277,97 @@ class ConnectorWorkflow:
                 or batches_this_run >= self.tuning.batches_before_continue_as_new
             )
 
-        while True:
-            if (
-                fetch is None
-                and not self.s.checkpoint.done
-                and not stopping()
-                and not continue_soon()
-                and len(pending) + len(processing) < backlog_limit
-            ):
-                fetch = asyncio.create_task(self._fetch(attempt))
-            if fetch is not None and stopping() and not fetch.done():
-                fetch.cancel()
-            while pending and len(processing) < self.tuning.max_batches_in_flight:
-                ref = pending.pop(0)
-                processing[ref.seq] = asyncio.create_task(self._process(attempt, ref))
-            self.in_flight = len(processing)
-            if fetch is None and not processing:
-                break
-            tasks: list[asyncio.Task[object]] = list(processing.values())  # type: ignore[arg-type]
-            if fetch is not None:
-                tasks.append(fetch)  # type: ignore[arg-type]
-            was_stopping = stopping()
+        try:
+            while True:
+                if (
+                    fetch is None
+                    and not self.s.checkpoint.done
+                    and not stopping()
+                    and not continue_soon()
+                    and len(pending) + len(processing) < backlog_limit
+                ):
+                    fetch = asyncio.create_task(self._fetch(attempt))
+                if fetch is not None and stopping() and not fetch.done():
+                    fetch.cancel()
+                while pending and len(processing) < self.tuning.max_batches_in_flight:
+                    ref = pending.pop(0)
+                    refs[ref.seq] = ref
+                    processing[ref.seq] = asyncio.create_task(self._process(attempt, ref))
+                self.in_flight = len(processing)
+                if fetch is None and not processing:
+                    break
+                tasks: list[asyncio.Task[object]] = list(processing.values())  # type: ignore[arg-type]
+                if fetch is not None:
+                    tasks.append(fetch)  # type: ignore[arg-type]
+                was_stopping = stopping()
 
-            def progressed(
-                tasks: list[asyncio.Task[object]] = tasks, was: bool = was_stopping
-            ) -> bool:
-                return any(t.done() for t in tasks) or stopping() != was
+                def progressed(
+                    tasks: list[asyncio.Task[object]] = tasks, was: bool = was_stopping
+                ) -> bool:
+                    return any(t.done() for t in tasks) or stopping() != was
 
-            await workflow.wait_condition(progressed)
-            if fetch is not None and fetch.done():
-                try:
-                    result = fetch.result()
-                except asyncio.CancelledError:
-                    pass
-                except ActivityError as err:
-                    if not isinstance(err.cause, CancelledError):
-                        fetch_error = err
-                        self.s.last_error_type = _error_type(err)
-                else:
-                    pending.extend(result.batches)
-                    attempt.next_seq += len(result.batches)
-                    attempt.counts.docs_fetched += result.docs_fetched
-                    attempt.counts.docs_failed += result.failures
-                    self.s.checkpoint = result.checkpoint
-                    batches_this_run += len(result.batches)
-                fetch = None
-            for seq, task in list(processing.items()):
-                if not task.done():
-                    continue
-                del processing[seq]
-                try:
-                    done = task.result()
-                except ActivityError as err:
-                    batch_errors.append(
-                        DocumentFailure(
-                            document_id=f"batch:{seq}", message=f"batch {seq}: {_error_text(err)}"
+                await workflow.wait_condition(progressed)
+                if fetch is not None and fetch.done():
+                    try:
+                        result = fetch.result()
+                    except asyncio.CancelledError:
+                        pass
+                    except ActivityError as err:
+                        if not isinstance(err.cause, CancelledError):
+                            fatal = err
+                            self.s.last_error_type = _error_type(err)
+                    else:
+                        pending.extend(result.batches)
+                        attempt.next_seq += len(result.batches)
+                        attempt.counts.docs_fetched += result.docs_fetched
+                        attempt.counts.docs_failed += result.failures
+                        self.s.checkpoint = result.checkpoint
+                        batches_this_run += len(result.batches)
+                    fetch = None
+                for seq, task in list(processing.items()):
+                    if not task.done():
+                        continue
+                    del processing[seq]
+                    try:
+                        done = task.result()
+                    except ActivityError as err:
+                        # Retries are spent: the batch's documents count as failed. A
+                        # configuration error (say, the embedding service refuses our key)
+                        # would fail every batch, so it ends the attempt instead.
+                        batch_errors.append(
+                            DocumentFailure(
+                                document_id=f"batch:{seq}",
+                                message=f"batch {seq}: {_error_text(err)}",
+                            )
                         )
-                    )
+                        attempt.counts.batches += 1
+                        attempt.counts.docs_failed += refs[seq].doc_count
+                        if _error_type(err) in INVALIDATING_ERRORS and fatal is None:
+                            fatal = err
+                        continue
                     attempt.counts.batches += 1
-                    continue
-                attempt.counts.batches += 1
-                attempt.counts.docs_indexed += done.docs_indexed
-                attempt.counts.docs_skipped += done.docs_skipped
-                attempt.counts.docs_failed += done.docs_failed
-                attempt.counts.chunks_written += done.chunks_written
-            self._set_details()
-            if not processing and fetch is None and not pending and continue_soon():
-                if not stopping() and not self.s.checkpoint.done:
-                    return None
+                    attempt.counts.docs_indexed += done.docs_indexed
+                    attempt.counts.docs_skipped += done.docs_skipped
+                    attempt.counts.docs_failed += done.docs_failed
+                    attempt.counts.chunks_written += done.chunks_written
+                self._set_details()
+                if not processing and fetch is None and not pending and continue_soon():
+                    if not stopping() and not self.s.checkpoint.done:
+                        return None
+        except asyncio.CancelledError:
+            # The workflow itself is being canceled (Web UI, `temporal workflow cancel`):
+            # stop the activities and let them settle before the attempt is closed.
+            running: list[asyncio.Task[Any]] = [*processing.values()]
+            if fetch is not None:
+                running.append(fetch)
+            for pending_task in running:
+                pending_task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
 
         self.in_flight = 0
-        if fetch_error is not None:
-            return AttemptStatus.FAILED, _error_text(fetch_error), batch_errors
+        if fatal is not None:
+            return AttemptStatus.FAILED, _error_text(fatal), batch_errors
         if self.cancel_requested or self.s.paused:
             reason = "paused by request" if self.s.paused else "canceled by request"
             if self.s.paused:

@@ -49,6 +49,8 @@ def dev(
     ),
 ) -> None:
     """Run Temporal, Postgres, Redis, the workers and a demo connector; Ctrl-C stops all."""
+    from temporalio.service import RPCError
+
     from sluice.devstack import dev_stack
 
     # Only the real environment counts here: `.sluice/dev.env` is this command's own
@@ -100,6 +102,12 @@ def dev(
                 console.print("stopping services...")
     except SluiceError as exc:
         raise fail(str(exc)) from None
+    except RPCError as exc:
+        # Everything was stopped above; say what failed in one line, not a traceback.
+        raise fail(
+            f"Temporal call failed ({exc.status.name if exc.status else 'error'}: {exc.message}); "
+            f"see the worker logs in {s.sluice_data_dir.resolve() / 'logs'}"
+        ) from None
     console.print("stopped.")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
@@ -27,6 +27,7 @@ class ConnectorConfig(BaseModel):
 
 
 ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,22 @@ class ConnectorContext:
             await asyncio.sleep(step)
             remaining -= step
         self.keepalive()
+
+    async def alive_while(self, operation: Awaitable[T], every: float = 5.0) -> T:
+        """Await a *bounded* operation (one with its own timeout, like an HTTP request),
+        staying alive meanwhile. Never use it around something that can wait forever:
+        that would hide a hang from the heartbeat timeout."""
+
+        async def beat() -> None:
+            while True:
+                self.keepalive()
+                await asyncio.sleep(every)
+
+        beater = asyncio.create_task(beat())
+        try:
+            return await operation
+        finally:
+            beater.cancel()
 
 
 class Connector(ABC, Generic[ConfigT]):

@@ -331,10 +331,15 @@ class WebConnector(Connector[WebConfig]):
     async def _fetch(self, client: httpx.AsyncClient, url: str, *, html_only: bool) -> _Fetched:
         """GET ``url``; failures are values, not exceptions, so the crawl carries on."""
         timeout = self.config.timeout_seconds
+
+        async def get() -> _Fetched:
+            async with client.stream("GET", url) as response:
+                return await self._read(response, url, html_only=html_only)
+
         try:
             async with asyncio.timeout(timeout * 3):  # total bound: slow-drip bodies too
-                async with client.stream("GET", url) as response:
-                    return await self._read(response, url, html_only=html_only)
+                # Bounded by the timeout above, so staying alive cannot hide a hang.
+                return await self.context.alive_while(get())
         except _OffHostRedirect as exc:
             return _Fetched(url, failure=f"redirected off-host to {exc.url}; not followed")
         except (httpx.TimeoutException, TimeoutError):
