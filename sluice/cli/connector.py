@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -41,20 +42,26 @@ def parse_config(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
     return config
 
 
-async def _show_progress(
-    client: Any, tenant_id: str, cc_pair_id: int, timeout: float
+async def wait_with_progress(
+    client: Any, tenant_id: str, cc_pair_id: int, attempts: int, timeout: float
 ) -> ConnectorProgress:
+    """Wait until ``attempts`` attempts have ended: a live bar in a terminal, else one
+    plain line per state change (readable in logs and CI)."""
     from sluice import connector_ops
 
+    if not console.is_terminal:
+        return await connector_ops.wait_for_attempts(
+            client, tenant_id, cc_pair_id, attempts, timeout=timeout, on_progress=_line_printer()
+        )
     with Progress(
         TextColumn("[bold]cc-pair {task.fields[cc]}[/] {task.fields[state]}"),
         BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} docs"),
+        TextColumn("{task.completed:.0f}/{task.fields[fetched]} docs"),
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("index", total=None, cc=cc_pair_id, state="", detail="")
+        task = bar.add_task("index", total=None, cc=cc_pair_id, state="", detail="", fetched=0)
 
         def update(p: ConnectorProgress) -> None:
             c = p.counts
@@ -62,7 +69,8 @@ async def _show_progress(
             bar.update(
                 task,
                 completed=done,
-                total=max(c.docs_fetched, done, 1) if p.attempt_id is not None else done,
+                total=max(c.docs_fetched, 1) if p.attempt_id is not None else None,
+                fetched=c.docs_fetched,
                 state=p.state.value,
                 detail=(
                     f"{c.batches} batches, {c.docs_failed} failed, {p.batches_in_flight} in flight"
@@ -70,8 +78,25 @@ async def _show_progress(
             )
 
         return await connector_ops.wait_for_attempts(
-            client, tenant_id, cc_pair_id, 1, timeout=timeout, on_progress=update
+            client, tenant_id, cc_pair_id, attempts, timeout=timeout, on_progress=update
         )
+
+
+def _line_printer() -> Callable[[ConnectorProgress], None]:
+    last: list[tuple[str, int | None, int]] = []
+
+    def show(p: ConnectorProgress) -> None:
+        c = p.counts
+        key = (p.state.value, p.attempt_id, c.batches // 10)
+        if last and last[-1] == key:
+            return
+        last.append(key)
+        console.print(
+            f"  cc-pair {p.cc_pair_id} {p.state.value}: attempt {p.attempt_id or '-'}, "
+            f"{c.batches} batches, {c.docs_fetched} fetched, {c.docs_indexed} indexed"
+        )
+
+    return show
 
 
 @app.command("add")
@@ -109,7 +134,7 @@ def add(
             f"[cyan]connector/{t}/{pair.id}[/]"
         )
         if wait:
-            final = await _show_progress(client, t, pair.id, timeout)
+            final = await wait_with_progress(client, t, pair.id, 1, timeout)
             _print_progress(final)
 
     run(go())
@@ -200,9 +225,7 @@ def index_now(
         console.print(f"index-now sent to cc-pair {cc_pair_id}")
         if wait:
             target = before.attempts_started + 1
-            final = await connector_ops.wait_for_attempts(
-                client, t, cc_pair_id, target, timeout=timeout
-            )
+            final = await wait_with_progress(client, t, cc_pair_id, target, timeout)
             _print_progress(final)
 
     run(go())

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,7 @@ from sluice.config import DEV_ENV_FILE, Settings, load_settings
 from sluice.errors import SluiceError
 
 if TYPE_CHECKING:
-    from sluice.indexing.models import ConnectorProgress
+    pass
 
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -190,7 +189,7 @@ def _stop_workers(workers: dict[str, _Worker]) -> None:
 async def _demo(tenant_id: str, corpus: Path) -> None:
     from sluice import connector_ops
     from sluice.ccpairs import list_cc_pairs
-    from sluice.cli.connector import _print_progress
+    from sluice.cli.connector import _print_progress, wait_with_progress
     from sluice.db.engine import dispose_engines
     from sluice.db.session import tenant_connection
     from sluice.index.search import search_chunks
@@ -220,9 +219,7 @@ async def _demo(tenant_id: str, corpus: Path) -> None:
             console.print(f"added demo connector cc-pair {pair.id} over {corpus}")
             target = 1
         t0 = time.monotonic()
-        final = await connector_ops.wait_for_attempts(
-            client, tenant_id, pair.id, target, timeout=600, on_progress=_progress_printer()
-        )
+        final = await wait_with_progress(client, tenant_id, pair.id, target, timeout=600)
         _print_progress(final)
         console.print(f"demo indexing took {time.monotonic() - t0:.1f}s")
         # The progress query describes the current attempt (none, once it ended): say
@@ -240,24 +237,6 @@ async def _demo(tenant_id: str, corpus: Path) -> None:
             console.print(f"  - {hit.title} [dim]({hit.document_id} #{hit.chunk_id})[/]")
     finally:
         await dispose_engines()
-
-
-def _progress_printer() -> Callable[[ConnectorProgress], None]:
-    """One plain line per state change: readable in a terminal, a log file or a CI run."""
-    last: list[tuple[str, int | None]] = []
-
-    def show(p: ConnectorProgress) -> None:
-        key = (p.state.value, p.attempt_id)
-        if last and last[-1] == key:
-            return
-        last.append(key)
-        c = p.counts
-        console.print(
-            f"  cc-pair {p.cc_pair_id} {p.state.value}: attempt {p.attempt_id or '-'}, "
-            f"{c.docs_fetched} fetched, {c.docs_indexed} indexed"
-        )
-
-    return show
 
 
 def _print_next_steps(ui_url: str | None, tenant_id: str) -> None:
