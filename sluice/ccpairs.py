@@ -38,6 +38,18 @@ def _check_interval(name: str, value: int | None) -> None:
         raise ConfigurationError(f"{name} must be a positive number of seconds, got {value}")
 
 
+def check_request(
+    source: str,
+    config: dict[str, Any],
+    refresh_interval_seconds: int | None,
+    prune_interval_seconds: int | None,
+) -> dict[str, Any]:
+    """Everything a new cc-pair must satisfy, checked without writing; the normalised config."""
+    _check_interval("refresh_interval_seconds", refresh_interval_seconds)
+    _check_interval("prune_interval_seconds", prune_interval_seconds)
+    return validate_config(source, config)
+
+
 async def create_cc_pair(
     tenant_id: str,
     *,
@@ -51,9 +63,7 @@ async def create_cc_pair(
     """Validate everything, then write connector, credential and cc-pair in one transaction."""
     if not name.strip():
         raise ConfigurationError("name must not be empty")
-    _check_interval("refresh_interval_seconds", refresh_interval_seconds)
-    _check_interval("prune_interval_seconds", prune_interval_seconds)
-    normalised = validate_config(source, config)
+    normalised = check_request(source, config, refresh_interval_seconds, prune_interval_seconds)
     async with tenant_session(tenant_id) as session:
         connector = ConnectorRow(name=name, source=source, config=normalised)
         session.add(connector)

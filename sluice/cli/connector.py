@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sluice.ccpairs import check_request
 from sluice.cli.common import TenantOption, fail, run, tenant
 from sluice.indexing.models import ConnectorProgress
 
@@ -119,6 +120,9 @@ def add(
     cfg = parse_config(config, config_json)
 
     async def go() -> None:
+        # Validate before anything else: a bad request fails the same with or without
+        # a reachable Temporal, and creates nothing.
+        check_request(source, cfg, refresh, prune)
         client = await connect()
         pair = await connector_ops.add_connector(
             client,
