@@ -8,6 +8,7 @@ written in plain text, and the image's entrypoint is the project's `sluice` scri
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 import tomllib
@@ -508,7 +509,9 @@ def test_secret_check_catches_plain_passwords() -> None:
 
 def test_dockerfile_entrypoint_is_the_project_script() -> None:
     scripts = tomllib.loads(PYPROJECT.read_text())["project"]["scripts"]
-    assert scripts.get("sluice") == "sluice.cli.main:app"
+    module, _, attr = scripts["sluice"].partition(":")
+    assert module == "sluice.cli.main"
+    assert callable(getattr(importlib.import_module(module), attr))
     instructions = dockerfile_instructions()
     entrypoints = [rest for kw, rest in instructions if kw == "ENTRYPOINT"]
     assert entrypoints, "no ENTRYPOINT"
