@@ -379,3 +379,13 @@ def test_factory_builds_both_providers() -> None:
 def test_factory_errors_name_the_setting(kwargs: dict[str, Any], setting: str) -> None:
     with pytest.raises(ConfigurationError, match=setting):
         make_embedding_provider(**kwargs)
+
+
+def test_short_sections_are_packed_into_shared_chunks() -> None:
+    sections = [(f"Paragraph {i} is short but it says something.", f"#p{i}") for i in range(30)]
+    chunks = chunk_document("Many paragraphs", sections, max_chars=400, overlap_chars=50)
+    assert len(chunks) < len(sections) / 4
+    assert all(len(c.text) <= 400 for c in chunks)
+    joined = "\n\n".join(c.text for c in chunks)
+    assert all(text in joined for text, _ in sections)  # nothing lost
+    assert chunks[0].link == "#p0"  # a packed chunk links to its first section

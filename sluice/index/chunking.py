@@ -54,6 +54,11 @@ def chunk_document(
 ) -> list[Chunk]:
     """Chunk ``sections`` (``(text, link)`` pairs) into pieces of at most ``max_chars``.
 
+    A section longer than ``max_chars`` is split on its own, with overlap; consecutive
+    short sections (paragraphs, small headings) are packed together into one chunk,
+    which carries the first one's link, so a document of many small sections does not
+    turn into many tiny chunks (each costs an embedding and an index entry).
+
     The title is not repeated in chunk text (it is stored with the document), except
     for a document without any text: it yields one chunk holding the title, so every
     document can still be found. NUL characters are dropped because PostgreSQL text
@@ -67,9 +72,28 @@ def chunk_document(
             f"for max_chars={max_chars}"
         )
     chunks: list[Chunk] = []
+    packed: list[str] = []  # consecutive small sections share a chunk
+    packed_link: str | None = None
+
+    def flush() -> None:
+        if packed:
+            chunks.append(Chunk(len(chunks), "\n\n".join(packed), packed_link))
+            packed.clear()
+
     for text, link in sections:
-        for piece in _split_section(text, max_chars, overlap_chars):
-            chunks.append(Chunk(len(chunks), piece, link))
+        pieces = _split_section(text, max_chars, overlap_chars)
+        if len(pieces) != 1:
+            flush()
+            for piece in pieces:
+                chunks.append(Chunk(len(chunks), piece, link))
+            continue
+        size = sum(len(p) + 2 for p in packed) + len(pieces[0])
+        if packed and size > max_chars:
+            flush()
+        if not packed:
+            packed_link = link
+        packed.append(pieces[0])
+    flush()
     if not chunks:
         link = sections[0][1] if sections else None
         chunks.append(Chunk(0, _clean(title).strip(), link))
