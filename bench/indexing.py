@@ -4,26 +4,33 @@ Run::
 
     uv run python -m bench.indexing [--docs 20000] [--size 2000] [--batch-size 200]
         [--in-flight 4] [--batches-per-fetch 5] [--workers background]
+        [--repeat N] [--no-hnsw] [--json FILE]
 
 Starts the real stack (embedded Postgres + pgvector, Redis, Temporal dev server; or
 the ones named by DATABASE_URL / REDIS_URL / TEMPORAL_ADDRESS), then indexes the
-same synthetic corpus twice, into two fresh tenants:
+same synthetic corpus twice, each time into a fresh tenant:
 
-* **limit** — no orchestration: the synthetic connector's ``load()`` fills an
+* **limit**: no orchestration. The synthetic connector's ``load()`` fills an
   ``asyncio.Queue`` with batches and ``--in-flight`` consumer tasks run
   :func:`sluice.indexing.pipeline.index_documents` on them, one transaction per
-  batch, in this process. Fetching, embedding and writes overlap. This is the
-  ceiling for one Python process on this machine.
-* **temporal** — the production path: a worker started as a separate process
+  batch, in this process. Fetching, embedding and writes overlap. It is the
+  ceiling for the same code on this machine.
+* **temporal**: the production path. A worker started as a separate process
   (``python -m sluice.cli.main worker <kind>``), a connector added with
   :func:`sluice.connector_ops.add_connector` and the given :class:`RunTuning`,
-  timed from the add until the attempt's workflow run closes.
+  timed from the add until the attempt's workflow run closes (its last history
+  event, so the progress poll interval adds nothing).
+
+Each run's schema is dropped after it (then CHECKPOINT), so the next run starts
+from the same state; ``--repeat`` alternates the order and prints medians.
+``--no-hnsw`` is a diagnostic: without the vector index Postgres stops being the
+bottleneck and the orchestration overhead shows.
 
 It checks that both runs stored exactly ``--docs`` documents, then prints
 documents/s, the ratio temporal/limit, chunks, peak RSS, CPU seconds per process
-(bench, worker, Postgres, Temporal server) and where the Temporal run spent its
-time (read from the workflow history). ``--json FILE`` appends the figures as one
-JSON line, for sweeps.
+(bench, worker, Postgres, Temporal server, everything else on the machine) and
+where the Temporal run spent its time (read from the workflow history).
+``--json FILE`` appends the figures as one JSON line per repetition, for sweeps.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class Params:
     batches_per_fetch: int
     workers: tuple[str, ...]
     timeout: float
+    keep_tenants: bool = False
+    no_hnsw: bool = False
 
     def synthetic_config(self) -> dict[str, Any]:
         return {"count": self.docs, "size_bytes": self.size, "seed": SEED}
@@ -118,10 +127,16 @@ class CpuMeter:
         self.components = components
 
     def snapshot(self) -> dict[str, float]:
-        return {
+        used = {
             name: sum(tree_cpu_seconds(pid, children=name != "bench") for pid in pids)
             for name, pids in self.components.items()
         }
+        # Everything else on the machine (other jobs add noise: watch this figure).
+        t = psutil.cpu_times()
+        busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
+        used["other"] = busy - sum(used.values())
+        used["steal"] = getattr(t, "steal", 0.0)  # a busy VM host: slower for everyone
+        return used
 
     @staticmethod
     def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -203,16 +218,49 @@ async def attempt_chunks_written(tenant: str, cc_pair_id: int) -> int:
     return int(value or 0)
 
 
-async def prepare(tenants: list[str], p: Params) -> dict[str, float]:
-    from sluice.db.engine import dispose_engines
+async def attempt_status(tenant: str, cc_pair_id: int) -> str | None:
+    """Status of the cc-pair's first index attempt (``None`` before it exists)."""
+    from sluice.db.session import tenant_connection
+
+    async with tenant_connection(tenant) as (_, raw):
+        return await raw.fetchval(
+            "SELECT status FROM index_attempt WHERE cc_pair_id = $1 ORDER BY id LIMIT 1",
+            cc_pair_id,
+        )
+
+
+async def drop_tenant(tenant: str) -> None:
+    """Drop the run's schema and checkpoint, so the next run starts from the same state
+    (its HNSW graph neither competes for shared buffers nor leaves WAL to flush)."""
+    from sqlalchemy import text
+
+    from sluice.db.engine import get_engine
+    from sluice.tenancy import quoted_schema
+
+    async with get_engine().begin() as conn:
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {quoted_schema(tenant)} CASCADE"))
+    with contextlib.suppress(Exception):  # CHECKPOINT needs a privileged role
+        async with get_engine().connect() as conn:
+            await conn.execute(text("CHECKPOINT"))
+
+
+async def prepare(tenants: list[str], p: Params) -> None:
+    from sqlalchemy import text
+
+    from sluice.db.engine import dispose_engines, get_engine
     from sluice.db.migrate import migrate_tenant
+    from sluice.tenancy import quoted_schema
 
     try:
         for tenant in tenants:
             await migrate_tenant(tenant)
+            if p.no_hnsw:
+                async with get_engine().begin() as conn:
+                    await conn.execute(
+                        text(f"DROP INDEX {quoted_schema(tenant)}.ix_chunk_embedding_hnsw")
+                    )
     finally:
         await dispose_engines()
-    return micro_costs(p)
 
 
 # --- the limit: the same pipeline in one process, no orchestration ---------------------
@@ -285,6 +333,8 @@ async def run_limit(tenant: str, p: Params, cpu: CpuMeter) -> RunResult:
         seconds = time.perf_counter() - t0
         used = CpuMeter.since(before, cpu.snapshot())
         docs, chunks = await count_rows(tenant)
+        if not p.keep_tenants:
+            await drop_tenant(tenant)
     finally:
         await dispose_engines()
     return RunResult(
@@ -473,6 +523,41 @@ async def _first_run_history(client: Any, workflow_id: str) -> list[Any]:
     return list(done.events)
 
 
+async def wait_finished(
+    client: Any, tenant: str, cc_pair_id: int, p: Params, on_progress: Callable[[Any], None]
+) -> tuple[str | None, list[str]]:
+    """Wait with ``wait_for_attempts``; when the progress query itself fails (a busy or
+    failing workflow task cannot answer it), fall back to the attempt row in Postgres."""
+    from temporalio.service import RPCError
+
+    from sluice import connector_ops
+    from sluice.db.models import AttemptStatus
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + p.timeout
+    query_errors: list[str] = []
+    while True:
+        try:
+            final = await connector_ops.wait_for_attempts(
+                client,
+                tenant,
+                cc_pair_id,
+                1,
+                timeout=max(1.0, deadline - loop.time()),
+                on_progress=on_progress,
+                poll=1.0,  # the end time comes from history; fewer queries, less noise
+            )
+            return final.last_attempt_status, query_errors
+        except RPCError as exc:
+            query_errors.append(f"{time.strftime('%H:%M:%S')} {exc.status.name}: {exc}")
+            status = await attempt_status(tenant, cc_pair_id)
+            if status is not None and AttemptStatus(status).is_terminal:
+                return status, query_errors
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def run_temporal(
     tenant: str, p: Params, cpu: CpuMeter, workers: list[WorkerProc]
 ) -> RunResult:
@@ -510,16 +595,14 @@ async def run_temporal(
             config=p.synthetic_config(),
             tuning=tuning,
         )
-        final = await connector_ops.wait_for_attempts(
-            client, tenant, pair.id, 1, timeout=p.timeout, on_progress=sample
-        )
+        status, query_errors = await wait_finished(client, tenant, pair.id, p, sample)
         polled = time.perf_counter() - t0
         used = CpuMeter.since(before, cpu.snapshot())
-        if final.last_attempt_status != "success":
-            errors.append(
-                f"attempt ended {final.last_attempt_status}: {final.last_error or 'no error'}"
-            )
+        if status != "success":
+            errors.append(f"attempt ended {status}")
         details: dict[str, Any] = {"seconds_polled": round(polled, 2)}
+        if query_errors:
+            details["progress_query_errors"] = query_errors
         seconds = polled
         try:
             with tenant_scope(tenant):
@@ -531,6 +614,12 @@ async def run_temporal(
             details["history_error"] = repr(exc)
         written = await attempt_chunks_written(tenant, pair.id)
         docs, chunks = await count_rows(tenant)
+        with contextlib.suppress(Exception), tenant_scope(tenant):
+            await client.get_workflow_handle(connector_workflow_id(tenant, pair.id)).terminate(
+                reason="benchmark over"
+            )
+        if not p.keep_tenants:
+            await drop_tenant(tenant)
     finally:
         await dispose_engines()
     rss = {w.kind: round(peak_rss_mb(w.proc.pid), 1) for w in workers}
@@ -564,6 +653,7 @@ def report(
     limit: RunResult | None,
     temporal: RunResult | None,
     out: Callable[[str], None] = print,
+    title: str = "",
 ) -> list[str]:
     """Print the table; return the verification errors (wrong document counts...)."""
     problems: list[str] = []
@@ -581,6 +671,8 @@ def report(
     out(
         f"docs={p.docs} size={p.size}B batch_size={p.batch_size} in_flight={p.in_flight} "
         f"batches_per_fetch={p.batches_per_fetch} workers={','.join(p.workers)}"
+        + (" no_hnsw" if p.no_hnsw else "")
+        + (f"  ({title})" if title else "")
     )
     rows: list[tuple[str, str, str]] = []
 
@@ -640,6 +732,8 @@ def report(
         elif "history_error" in temporal.details:
             out(f"temporal history unavailable: {temporal.details['history_error']}")
         out(f"temporal wall (client poll) s: {temporal.details['seconds_polled']}")
+        for error in temporal.details.get("progress_query_errors", []):
+            out(f"warning: progress query failed at {error}")
     out(f"isolated costs: {json.dumps(micro)}")
     for problem in problems:
         out(f"ERROR: {problem}")
@@ -673,6 +767,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the Temporal path before the limit (to check for order effects)",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run, at most")
+    parser.add_argument(
+        "--keep-tenants",
+        action="store_true",
+        help="keep the runs' schemas (default: drop each after its run, for equal footing)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="repetitions (order alternates), medians at the end"
+    )
+    parser.add_argument(
+        "--no-hnsw",
+        action="store_true",
+        help="diagnostic: drop the HNSW vector index in both tenants, so Postgres is not "
+        "the bottleneck and the orchestration overhead shows",
+    )
     parser.add_argument("--json", type=Path, default=None, help="append results to this file")
     parser.add_argument(
         "--keep-logs", type=Path, default=None, help="copy the stack and worker logs here"
@@ -705,6 +813,8 @@ def main(argv: list[str] | None = None) -> int:
         batches_per_fetch=args.batches_per_fetch,
         workers=kinds,
         timeout=args.timeout,
+        keep_tenants=args.keep_tenants,
+        no_hnsw=args.no_hnsw,
     )
     from workers.kinds import get_kind
 
@@ -717,6 +827,8 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
+    problems: list[str] = []
+    pairs: list[tuple[RunResult | None, RunResult | None]] = []
     with contextlib.ExitStack() as exits:
         exits.enter_context(_terminate_as_interrupt())
         tmp = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="sluice-bench-")))
@@ -740,49 +852,81 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("postgres", "temporal"):
             if name in services:
                 components[name] = [services[name]]
+        micro = micro_costs(p)
 
-        suffix = uuid.uuid4().hex[:8]
-        tenants = {"limit": f"bench_limit_{suffix}", "temporal": f"bench_temporal_{suffix}"}
-        say(f"migrating tenants {', '.join(tenants.values())}")
-        micro = asyncio.run(prepare(list(tenants.values()), p))
-
-        limit: RunResult | None = None
-        temporal: RunResult | None = None
-
-        def do_limit() -> RunResult:
-            say(f"limit run: {p.docs} documents in-process")
-            result = asyncio.run(run_limit(tenants["limit"], p, CpuMeter(components)))
+        def do_limit(tenant: str) -> RunResult:
+            say(f"limit run: {p.docs} documents in-process (tenant {tenant})")
+            result = asyncio.run(run_limit(tenant, p, CpuMeter(components)))
             say(f"limit: {result.seconds:.2f}s, {result.docs_per_s(p.docs):.0f} docs/s")
             return result
 
-        def do_temporal() -> RunResult:
+        def do_temporal(tenant: str) -> RunResult:
             say(f"starting worker(s): {', '.join(kinds)}")
             workers = start_workers(kinds, stack.env, tmp / "logs")
             try:
                 wait_ready(workers)
                 meter = CpuMeter({**components, "worker": [w.proc.pid for w in workers]})
-                say(f"temporal run: {p.docs} documents through the connector workflow")
-                result = asyncio.run(run_temporal(tenants["temporal"], p, meter, workers))
+                say(f"temporal run: {p.docs} documents via the connector workflow ({tenant})")
+                result = asyncio.run(run_temporal(tenant, p, meter, workers))
                 say(f"temporal: {result.seconds:.2f}s, {result.docs_per_s(p.docs):.0f} docs/s")
                 return result
             finally:
                 say("stopping worker(s)")
                 stop_workers(workers)
 
-        runs = {"limit": do_limit, "temporal": do_temporal}
-        order = ["temporal", "limit"] if args.temporal_first else ["limit", "temporal"]
-        for name in order:
-            if args.only not in ("both", name):
-                continue
-            if name == "limit":
-                limit = runs[name]()
-            else:
-                temporal = runs[name]()
-        problems = report(p, micro, limit, temporal)
-        if args.json is not None:
-            _append_json(args.json, p, micro, limit, temporal, problems)
+        for rep in range(args.repeat):
+            suffix = uuid.uuid4().hex[:8]
+            tenants = {"limit": f"bench_limit_{suffix}", "temporal": f"bench_temporal_{suffix}"}
+            say(f"migrating tenants {', '.join(tenants.values())}")
+            asyncio.run(prepare(list(tenants.values()), p))
+            # Alternate the order between repetitions (ABBA...), so neither path always
+            # runs on a freshly started or a well-warmed server.
+            order = ["limit", "temporal"]
+            if args.temporal_first != (rep % 2 == 1):
+                order.reverse()
+            limit: RunResult | None = None
+            temporal: RunResult | None = None
+            for name in order:
+                if args.only not in ("both", name):
+                    continue
+                if name == "limit":
+                    limit = do_limit(tenants["limit"])
+                else:
+                    temporal = do_temporal(tenants["temporal"])
+            title = f"repetition {rep + 1}/{args.repeat}, order {' then '.join(order)}"
+            found = report(p, micro, limit, temporal, title=title)
+            problems.extend(found)
+            pairs.append((limit, temporal))
+            if args.json is not None:
+                _append_json(args.json, p, micro, limit, temporal, found, rep, order)
+        if len(pairs) > 1:
+            summarise(p, pairs)
         say("stopping the stack")
     return 1 if problems else 0
+
+
+def summarise(p: Params, pairs: list[tuple[RunResult | None, RunResult | None]]) -> None:
+    """Medians over the repetitions (single runs vary by ~10 % on a shared 2-core box)."""
+    limits = [lim.docs_per_s(p.docs) for lim, _ in pairs if lim is not None]
+    temporals = [t.docs_per_s(p.docs) for _, t in pairs if t is not None]
+    ratios = [
+        t.docs_per_s(p.docs) / lim.docs_per_s(p.docs)
+        for lim, t in pairs
+        if lim is not None and t is not None and lim.seconds > 0
+    ]
+    print("")
+    print(f"summary over {len(pairs)} repetitions (median [min-max]):")
+
+    def line(label: str, values: list[float], fmt: str) -> None:
+        if values:
+            med, lo, hi = statistics.median(values), min(values), max(values)
+            print(f"  {label:<16}{med:{fmt}} [{lo:{fmt}}-{hi:{fmt}}]")
+
+    line("limit docs/s", limits, ".0f")
+    line("temporal docs/s", temporals, ".0f")
+    line("temporal/limit", ratios, ".2f")
+    rss = [t.rss_mb for _, t in pairs if t is not None]
+    line("worker RSS MB", rss, ".0f")
 
 
 def _copy_logs(source: Path, target: Path) -> None:
@@ -800,11 +944,15 @@ def _append_json(
     limit: RunResult | None,
     temporal: RunResult | None,
     problems: list[str],
+    repetition: int,
+    order: list[str],
 ) -> None:
     record: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
         "params": asdict(p),
+        "repetition": repetition,
+        "order": order,
         "micro": micro,
         "problems": problems,
     }
