@@ -3,7 +3,7 @@
 Run::
 
     uv run python -m bench.indexing [--docs 20000] [--size 2000] [--batch-size 200]
-        [--in-flight 4] [--batches-per-fetch 5] [--workers background]
+        [--in-flight 2] [--batches-per-fetch 5] [--workers background]
         [--repeat N] [--no-hnsw] [--json FILE]
 
 Starts the real stack (embedded Postgres + pgvector, Redis, Temporal dev server; or
@@ -750,7 +750,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--docs", type=int, default=20000, help="documents to index")
     parser.add_argument("--size", type=int, default=2000, help="bytes of text per document")
     parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--in-flight", type=int, default=4, help="batches processed at once")
+    parser.add_argument("--in-flight", type=int, default=2, help="batches processed at once")
     parser.add_argument("--batches-per-fetch", type=int, default=5)
     parser.add_argument(
         "--workers",

@@ -24,7 +24,6 @@ app.add_typer(connector.app, name="connector")
 app.add_typer(system.temporal_app, name="temporal")
 
 
-
 def main() -> None:
     """Entry point: run the command, then leave without interpreter finalisation.
 

@@ -18,7 +18,13 @@ class RunTuning(BaseModel):
 
     batch_size: int = Field(default=200, ge=1, le=5000)
     batches_per_fetch: int = Field(default=5, ge=1, le=1000)
-    max_batches_in_flight: int = Field(default=4, ge=1, le=64)
+    max_batches_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Batches processed at once; 2 is best on 2 cores with local embedding "
+        "(bench/README.md), raise it for a remote embedding service or more cores.",
+    )
     batches_before_continue_as_new: int = Field(default=500, ge=1)
     fetch_heartbeat_seconds: float = Field(default=60.0, gt=0)
     process_heartbeat_seconds: float = Field(default=120.0, gt=0)
