@@ -40,9 +40,14 @@ def embedder_factory(settings: Settings) -> Callable[[], EmbeddingProvider]:
 
 
 def build_workers(
-    client: Client, kind: WorkerKind, settings: Settings, identity: str
+    client: Client,
+    kind: WorkerKind,
+    settings: Settings,
+    identity: str,
+    factory: Callable[[], EmbeddingProvider] | None = None,
 ) -> list[Worker]:
-    factory = embedder_factory(settings)
+    """One Temporal ``Worker`` per queue of ``kind``; the embedder is shared by all."""
+    factory = factory or embedder_factory(settings)
     workers = []
     for queue in kind.queues:
         workers.append(
@@ -68,10 +73,11 @@ async def run_worker(
     identity = f"sluice-{kind.name}-{os.getpid()}@{socket.gethostname()}"
     structlog.contextvars.bind_contextvars(worker_kind=kind.name)
     client = await connect(settings)
-    workers = build_workers(client, kind, settings, identity)
+    factory = embedder_factory(settings)
+    workers = build_workers(client, kind, settings, identity, factory)
     if TaskQueue.DOCPROCESSING in kind.queues:
         # Load the embedding model before polling, not inside the first batch.
-        embedder = embedder_factory(settings)()
+        embedder = factory()
         warm_up = getattr(embedder, "warm_up", None)
         if warm_up is not None:
             await asyncio.to_thread(warm_up)
