@@ -47,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -119,12 +120,79 @@ def tree_cpu_seconds(pid: int, children: bool = True) -> float:
         return 0.0
 
 
+class PgSampler:
+    """Postgres CPU by kind of process (client backends, autovacuum, checkpointer...),
+    sampled every ``interval`` seconds in a thread. A process that starts and ends
+    between two samples (a short autovacuum worker) is missed: it shows up in the
+    total as ``unattributed``."""
+
+    KINDS = (
+        ("autovacuum", "autovacuum"),
+        ("checkpointer", "checkpoint+bgwriter"),
+        ("background writer", "checkpoint+bgwriter"),
+        ("walwriter", "wal writer"),
+        ("io worker", "io workers"),
+    )
+
+    def __init__(self, postmaster: int, interval: float = 0.5) -> None:
+        self.postmaster = postmaster
+        self.interval = interval
+        self.first: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-sampler", daemon=True)
+        self._started = False
+
+    def _kind(self, proc: psutil.Process) -> str:
+        title = " ".join(proc.cmdline())
+        for needle, kind in self.KINDS:
+            if needle in title:
+                return kind
+        return "backends" if "(" in title else "other"
+
+    def _sample(self) -> None:
+        try:
+            children = psutil.Process(self.postmaster).children()
+        except psutil.Error:
+            return
+        for child in children:
+            try:
+                t = child.cpu_times()
+                cpu = t.user + t.system
+                if child.pid not in self.first:
+                    # Seen at the first sample: count from now; born later: from zero.
+                    self.first[child.pid] = (self._kind(child), cpu if not self._started else 0.0)
+                self.last[child.pid] = cpu
+            except psutil.Error:
+                continue
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def start(self) -> None:
+        self._sample()
+        self._started = True
+        self._thread.start()
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
+        by_kind: dict[str, float] = defaultdict(float)
+        for pid, (kind, start) in self.first.items():
+            by_kind[kind] += self.last.get(pid, start) - start
+        return {k: round(v, 1) for k, v in sorted(by_kind.items())}
+
+
 class CpuMeter:
     """CPU seconds per component: one or more process trees; ``bench`` is this process
     alone (the servers and workers are its children, counted under their own names)."""
 
     def __init__(self, components: dict[str, list[int]]) -> None:
         self.components = components
+        self._before: dict[str, float] = {}
+        self._pg: PgSampler | None = None
 
     def snapshot(self) -> dict[str, float]:
         used = {
@@ -137,6 +205,24 @@ class CpuMeter:
         used["other"] = busy - sum(used.values())
         used["steal"] = getattr(t, "steal", 0.0)  # a busy VM host: slower for everyone
         return used
+
+    def begin(self) -> None:
+        """Start measuring (and sampling Postgres by kind of process)."""
+        if "postgres" in self.components:
+            self._pg = PgSampler(self.components["postgres"][0])
+            self._pg.start()
+        self._before = self.snapshot()
+
+    def end(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(CPU seconds per component, Postgres CPU seconds per kind of process)."""
+        used = self.since(self._before, self.snapshot())
+        by_kind: dict[str, float] = {}
+        if self._pg is not None:
+            by_kind = self._pg.stop()
+            attributed = sum(by_kind.values())
+            by_kind["unattributed"] = round(used.get("postgres", 0.0) - attributed, 1)
+            self._pg = None
+        return used, by_kind
 
     @staticmethod
     def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -324,14 +410,14 @@ async def run_limit(tenant: str, p: Params, cpu: CpuMeter) -> RunResult:
                 totals["chunks_written"] += result.chunks_written
                 errors.extend(f.message for f in failures)
 
-        before = cpu.snapshot()
+        cpu.begin()
         t0 = time.perf_counter()
         async with asyncio.TaskGroup() as group:
             group.create_task(produce())
             for _ in range(p.in_flight):
                 group.create_task(consume())
         seconds = time.perf_counter() - t0
-        used = CpuMeter.since(before, cpu.snapshot())
+        used, pg_by_kind = cpu.end()
         docs, chunks = await count_rows(tenant)
         if not p.keep_tenants:
             await drop_tenant(tenant)
@@ -348,6 +434,7 @@ async def run_limit(tenant: str, p: Params, cpu: CpuMeter) -> RunResult:
         details={
             "batches": totals["batches"],
             "stage_busy_s": {k: round(v, 2) for k, v in stages.items()},
+            "postgres_cpu_by_kind": pg_by_kind,
         },
         errors=errors[:5],
     )
@@ -584,7 +671,7 @@ async def run_temporal(
                     rss = psutil.Process(w.proc.pid).memory_info().rss / 2**20
                     rss_samples[w.proc.pid] = max(rss_samples[w.proc.pid], rss)
 
-        before = cpu.snapshot()
+        cpu.begin()
         wall0 = time.time()
         t0 = time.perf_counter()
         pair = await connector_ops.add_connector(
@@ -597,10 +684,13 @@ async def run_temporal(
         )
         status, query_errors = await wait_finished(client, tenant, pair.id, p, sample)
         polled = time.perf_counter() - t0
-        used = CpuMeter.since(before, cpu.snapshot())
+        used, pg_by_kind = cpu.end()
         if status != "success":
             errors.append(f"attempt ended {status}")
-        details: dict[str, Any] = {"seconds_polled": round(polled, 2)}
+        details: dict[str, Any] = {
+            "seconds_polled": round(polled, 2),
+            "postgres_cpu_by_kind": pg_by_kind,
+        }
         if query_errors:
             details["progress_query_errors"] = query_errors
         seconds = polled
@@ -723,9 +813,11 @@ def report(
         out(f"{'ratio':<18}temporal/limit = {ratio:.2f}")
     if limit is not None:
         out(f"limit CPU s: {_fmt_cpu(limit.cpu)}")
+        out(f"limit Postgres CPU s by process: {limit.details.get('postgres_cpu_by_kind')}")
         out(f"limit stage busy s (summed over consumers): {limit.details['stage_busy_s']}")
     if temporal is not None:
         out(f"temporal CPU s: {_fmt_cpu(temporal.cpu)}")
+        out(f"temporal Postgres CPU s by process: {temporal.details['postgres_cpu_by_kind']}")
         history = temporal.details.get("history")
         if history:
             out(f"temporal history: {json.dumps(history)}")
