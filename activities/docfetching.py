@@ -10,6 +10,8 @@ retry resumes from the last staged batch instead of the beginning.
 
 from __future__ import annotations
 
+import time
+
 import structlog
 from temporalio import activity
 
@@ -24,6 +26,9 @@ from sluice.indexing.staging import stage_batch
 from sluice.temporal.tenant_context import current_tenant
 
 log = structlog.get_logger(__name__)
+
+PROGRESS_HEARTBEAT_EVERY = 1.0
+"""Most seconds between progress heartbeats (and at most a quarter of the timeout)."""
 
 
 def _resume_point(request: FetchRequest) -> FetchHeartbeat:
@@ -79,6 +84,9 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
         activity.heartbeat(state)
 
     last = checkpoint
+    last_beat = 0.0
+    timeout = activity.info().heartbeat_timeout
+    beat_every = min(PROGRESS_HEARTBEAT_EVERY, timeout.total_seconds() / 4 if timeout else 1.0)
     async for output in connector.load(checkpoint):
         produced_any = True
         position += 1
@@ -88,7 +96,12 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
             failures.append(output.failure)
         last = output.checkpoint
         state.position = position
-        activity.heartbeat(state)  # progress: one more item produced
+        now = time.monotonic()
+        if now - last_beat >= beat_every:
+            # Progress: items are being produced. At most once a second (each call costs
+            # the SDK a task); every staged batch heartbeats anyway, in flush().
+            activity.heartbeat(state)
+            last_beat = now
         if len(documents) >= request.batch_size:
             await flush(last)
             if len(state.batches) >= request.max_batches:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -15,6 +16,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
+from temporalio.service import RPCError
 
 from sluice.ccpairs import CcPairInfo, create_cc_pair, delete_cc_pair_rows
 from sluice.indexing.models import (
@@ -92,9 +94,13 @@ def handle(client: Client, tenant_id: str, cc_pair_id: int) -> WorkflowHandle[An
     return client.get_workflow_handle(connector_workflow_id(tenant_id, cc_pair_id))
 
 
-async def progress(client: Client, tenant_id: str, cc_pair_id: int) -> ConnectorProgress:
+async def progress(
+    client: Client, tenant_id: str, cc_pair_id: int, *, rpc_timeout: float = 10
+) -> ConnectorProgress:
     with tenant_scope(tenant_id):
-        return await handle(client, tenant_id, cc_pair_id).query(ConnectorWorkflow.progress)
+        return await handle(client, tenant_id, cc_pair_id).query(
+            ConnectorWorkflow.progress, rpc_timeout=timedelta(seconds=rpc_timeout)
+        )
 
 
 async def index_now(
@@ -127,7 +133,15 @@ async def wait_for_attempts(
     """Poll ``progress`` until ``attempts`` attempts have ended (bounded by ``timeout``)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        current = await progress(client, tenant_id, cc_pair_id)
+        try:
+            current = await progress(client, tenant_id, cc_pair_id, rpc_timeout=5)
+        except RPCError as err:
+            # A query can fail for a moment (no worker polling during a deploy, a run
+            # just continued-as-new): keep waiting until our own deadline.
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"cc-pair {cc_pair_id}: no progress answer: {err}") from err
+            await asyncio.sleep(poll)
+            continue
         if on_progress is not None:
             on_progress(current)
         finished = current.attempts_started - (1 if current.attempt_id is not None else 0)
