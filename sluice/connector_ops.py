@@ -16,7 +16,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from sluice.ccpairs import CcPairInfo, create_cc_pair, delete_cc_pair_rows
 from sluice.indexing.models import (
@@ -154,8 +154,6 @@ async def wait_for_attempts(
 
 async def delete_connector(client: Client, tenant_id: str, cc_pair_id: int) -> int:
     """Stop the workflow, then delete the cc-pair with the documents only it held."""
-    from temporalio.service import RPCError, RPCStatusCode
-
     with tenant_scope(tenant_id):
         try:
             await handle(client, tenant_id, cc_pair_id).terminate(reason="connector deleted")
