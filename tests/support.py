@@ -74,3 +74,10 @@ async def activity_attempts(client: Client, workflow_id: str, activity_type: str
                 if scheduled.get(attrs2.scheduled_event_id) == activity_type:
                     found.append(attrs2.attempt)
     return found
+
+
+def only_line(stderr: str) -> str:
+    """The single non-empty line a failing `sluice` command must print (asserted)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]

@@ -11,7 +11,7 @@ import sys
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support import fetchval, running_workers
+from tests.support import fetchval, only_line, running_workers
 
 
 async def sluice(
@@ -96,7 +96,7 @@ async def test_bad_connector_input_is_one_clear_line_and_creates_nothing(
 ) -> None:
     done = await sluice(dev_env, tenant, "connector", "add", *args)
     assert done.returncode == 2
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert message in lines[0]
+    line = only_line(done.stderr)
+    assert line.startswith("error: "), done.stderr
+    assert message in line
     assert await fetchval(tenant, "SELECT count(*) FROM connector") == 0

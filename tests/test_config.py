@@ -17,6 +17,7 @@ import pytest
 
 from sluice.config import DeploymentMode, Settings, load_settings
 from sluice.errors import ConfigurationError
+from tests.support import only_line
 
 VARIABLES = (
     "SLUICE_MODE",
@@ -152,12 +153,11 @@ def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[
 def test_cli_bad_mode_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
     result = _cli(["migrate"], tmp_path, SLUICE_MODE="bogus")
     assert result.returncode == 2, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    assert "SLUICE_MODE" in lines[0]
-    assert "'bogus'" in lines[0]
-    assert "'lightweight' or 'standard'" in lines[0]
+    line = only_line(result.stderr)
+    assert line.startswith("error: "), line
+    assert "SLUICE_MODE" in line
+    assert "'bogus'" in line
+    assert "'lightweight' or 'standard'" in line
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -167,7 +167,6 @@ def test_cli_bad_value_from_dev_env_file_is_reported_too(tmp_path: Path) -> None
     (tmp_path / ".sluice" / "dev.env").write_text("REDIS_URL=http://not-redis\n")
     result = _cli(["migrate"], tmp_path)
     assert result.returncode == 2, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "REDIS_URL" in lines[0] and "redis://" in lines[0]
+    line = only_line(result.stderr)
+    assert "REDIS_URL" in line and "redis://" in line
     assert "Traceback" not in result.stderr

@@ -29,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from sluice.devstack import free_port
 from sluice.queues import ALL_QUEUES, TaskQueue
+from tests.support import only_line
 from workers.kinds import WORKER_KINDS
 
 READY_TIMEOUT = 60.0
@@ -201,9 +202,8 @@ def test_unknown_worker_kind_names_the_valid_ones(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "'nosuchkind'" in lines[0]
+    line = only_line(result.stderr)
+    assert line.startswith("error: ") and "'nosuchkind'" in line
     for kind in WORKER_KINDS:
-        assert kind in lines[0], lines[0]
+        assert kind in line, line
     assert "Traceback" not in result.stderr

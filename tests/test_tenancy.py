@@ -26,7 +26,7 @@ from sluice.devstack import free_port
 from sluice.errors import NON_RETRYABLE_ERROR_TYPES, InvalidTenantError
 from sluice.index.search import search_chunks
 from sluice.tenancy import quoted_schema, validate_tenant_id
-from tests.support import FAST, fetch, fetchval, running_workers
+from tests.support import FAST, fetch, fetchval, only_line, running_workers
 from workflows.connector import connector_workflow_id
 
 INVALID_IDS = [
@@ -117,10 +117,9 @@ def test_cli_rejects_bad_tenant_with_one_line(args: list[str], tmp_path: Path) -
         timeout=60,
     )
     assert result.returncode == 2, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: invalid tenant_id "), lines[0]
-    assert repr(args[-1]) in lines[0]
+    line = only_line(result.stderr)
+    assert line.startswith("error: invalid tenant_id "), line
+    assert repr(args[-1]) in line
     assert "Traceback" not in result.stderr + result.stdout
 
 
