@@ -10,7 +10,14 @@ from temporalio import activity
 from sluice.db.models import AttemptStatus, CcPairStatus
 from sluice.db.session import tenant_connection
 from sluice.indexing import attempts
-from sluice.indexing.models import CcPairStatusUpdate, FinishAttemptRequest, StartAttemptRequest
+from sluice.indexing.models import (
+    CcPairStatusUpdate,
+    CleanupRequest,
+    FinishAttemptRequest,
+    StagedBatchRef,
+    StartAttemptRequest,
+    StartedAttempt,
+)
 from sluice.indexing.staging import delete_attempt_batches
 from sluice.temporal.tenant_context import current_tenant
 
@@ -18,13 +25,32 @@ log = structlog.get_logger(__name__)
 
 
 @activity.defn(name="start_index_attempt")
-async def start_index_attempt(request: StartAttemptRequest) -> int:
+async def start_index_attempt(request: StartAttemptRequest) -> StartedAttempt:
+    """Open the run's attempt (idempotent per run) and first make the cc-pair's state
+    clean: adopt the unprocessed batches handed over, close what vanished runs left."""
     async with tenant_connection(current_tenant()) as (_, raw):
         attempt_id = await attempts.create_attempt(
             raw, request.cc_pair_id, request.from_beginning, request.workflow_id, request.run_id
         )
-    log.info("index attempt started", attempt_id=attempt_id, cc_pair_id=request.cc_pair_id)
-    return attempt_id
+        adopted = await attempts.adopt_batches(raw, attempt_id, request.adopt_batches)
+        interrupted = await attempts.interrupt_stale_attempts(raw, request.cc_pair_id, attempt_id)
+        orphans = await attempts.forget_orphan_batches(raw, request.cc_pair_id, attempt_id)
+    log.info(
+        "index attempt started",
+        attempt_id=attempt_id,
+        cc_pair_id=request.cc_pair_id,
+        adopted_batches=len(adopted),
+        interrupted=interrupted,
+        orphan_batches_deleted=orphans,
+    )
+    return StartedAttempt(
+        attempt_id=attempt_id,
+        adopted=[
+            StagedBatchRef(batch_id=int(r["id"]), seq=int(r["seq"]), doc_count=int(r["doc_count"]))
+            for r in adopted
+        ],
+        interrupted=interrupted,
+    )
 
 
 @activity.defn(name="finish_index_attempt")
@@ -62,8 +88,11 @@ async def set_cc_pair_status(update: CcPairStatusUpdate) -> None:
 
 
 @activity.defn(name="delete_staged_batches")
-async def delete_staged_batches(attempt_id: int) -> int:
+async def delete_staged_batches(request: CleanupRequest) -> int:
+    """Delete an ended attempt's staged batches, except those kept for the next attempt."""
     async with tenant_connection(current_tenant()) as (_, raw):
-        deleted = await delete_attempt_batches(raw, attempt_id)
-    log.info("staged batches deleted", attempt_id=attempt_id, deleted=deleted)
+        deleted = await delete_attempt_batches(raw, request.attempt_id, request.keep)
+    log.info(
+        "staged batches deleted", attempt_id=request.attempt_id, deleted=deleted, kept=request.keep
+    )
     return deleted

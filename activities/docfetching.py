@@ -6,6 +6,11 @@ with the next checkpoint; the workflow keeps that checkpoint in its history.
 It heartbeats on *progress* — every document produced — with the position of
 the last staged batch, so a hung connector misses its heartbeat timeout and the
 retry resumes from the last staged batch instead of the beginning.
+
+Limits that hold for every connector: a document over ``max_document_bytes`` fails
+alone with a clear error; a batch is staged once it holds ``max_batch_bytes`` (so
+memory is bounded by bytes, not only counts); and the activity hands back what it
+has after ``max_seconds``, so a slow source's documents are processed as they come.
 """
 
 from __future__ import annotations
@@ -44,6 +49,21 @@ def _resume_point(request: FetchRequest) -> FetchHeartbeat:
     )
 
 
+def document_bytes(document: Document) -> int:
+    """Size of a document's text in UTF-8 bytes (what chunking and embedding will see)."""
+    return sum(len(section.text.encode()) for section in document.sections)
+
+
+def too_large(document: Document, size: int, limit: int) -> DocumentFailure:
+    mib = 1024 * 1024
+    return DocumentFailure(
+        document_id=document.id,
+        document_link=document.link,
+        message=f"document is {size / mib:.1f} MiB of text, over the {limit / mib:.1f} MiB "
+        "limit (max_document_bytes): skipped, the rest of the run goes on",
+    )
+
+
 @activity.defn(name="fetch_documents")
 async def fetch_documents(request: FetchRequest) -> FetchResult:
     tenant = current_tenant()
@@ -67,9 +87,11 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
     checkpoint: Checkpoint = state.checkpoint
     produced_any = False
     position = state.position
+    batch_bytes = 0
+    started = time.monotonic()
 
     async def flush(after: Checkpoint) -> None:
-        nonlocal documents, failures, checkpoint
+        nonlocal documents, failures, checkpoint, batch_bytes
         seq = request.first_seq + len(state.batches)
         async with tenant_connection(tenant) as (_, raw):
             if documents:
@@ -79,6 +101,7 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
         state.docs_fetched += len(documents)
         state.failures += len(failures)
         documents, failures = [], []
+        batch_bytes = 0
         checkpoint = after
         state.checkpoint = after
         activity.heartbeat(state)
@@ -91,7 +114,12 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
         produced_any = True
         position += 1
         if output.document is not None:
-            documents.append(output.document)
+            size = document_bytes(output.document)
+            if size > request.max_document_bytes:
+                failures.append(too_large(output.document, size, request.max_document_bytes))
+            else:
+                documents.append(output.document)
+                batch_bytes += size
         elif output.failure is not None:
             failures.append(output.failure)
         last = output.checkpoint
@@ -102,9 +130,14 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
             # the SDK a task); every staged batch heartbeats anyway, in flush().
             activity.heartbeat(state)
             last_beat = now
-        if len(documents) >= request.batch_size:
+        out_of_time = time.monotonic() - started >= request.max_seconds
+        if (
+            len(documents) >= request.batch_size
+            or batch_bytes >= request.max_batch_bytes
+            or (out_of_time and documents)
+        ):
             await flush(last)
-            if len(state.batches) >= request.max_batches:
+            if len(state.batches) >= request.max_batches or out_of_time:
                 break
             if activity.is_worker_shutdown():
                 # A deploy: hand back what is staged; the next fetch runs on another worker,

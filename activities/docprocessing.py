@@ -1,11 +1,21 @@
 """Docprocessing (queue ``docprocessing``): chunk, embed and write one staged batch.
 
-Idempotent: the batch's writes, its attempt counters and its ``result`` are one
-transaction, and a batch that already has a result returns it unchanged, so a
-retry after a crash (or a duplicate delivery) changes nothing.
+Three steps so no transaction is open while the CPU works (a lock held through
+embedding is what deletions used to deadlock against):
+
+1. read the batch and the known content hashes in a short transaction;
+2. chunk and embed outside any transaction, heartbeating after every slice, so a
+   large batch proves it is alive and a hung one is noticed within its timeout;
+3. write in one transaction that first locks the batch row: if another try of the
+   same batch won the race, its result is returned and nothing is written twice.
+
+The write, the attempt's live counters and the batch's ``result`` commit together,
+and the batch's documents are released in that same commit.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import structlog
 from temporalio import activity
@@ -14,11 +24,16 @@ from sluice.db.session import tenant_connection
 from sluice.index.embedding import EmbeddingProvider
 from sluice.indexing.attempts import add_batch_result, record_failures
 from sluice.indexing.models import ProcessRequest, ProcessResult
-from sluice.indexing.pipeline import index_documents
-from sluice.indexing.staging import load_batch, mark_processed
+from sluice.indexing.pipeline import PreparedBatch, known_hashes, prepare_batch, write_batch
+from sluice.indexing.staging import claim_for_write, load_batch, mark_processed
 from sluice.temporal.tenant_context import current_tenant
 
 log = structlog.get_logger(__name__)
+
+
+def _beat(seq: int) -> Callable[[str], None]:
+    """Progress → heartbeat (the worker throttles what it sends to the server)."""
+    return lambda stage: activity.heartbeat(seq, stage)
 
 
 class DocProcessingActivities:
@@ -36,15 +51,24 @@ class DocProcessingActivities:
             if done is not None:
                 log.info("batch already processed; returning its result", seq=batch.seq)
                 return done
-            result, failures = await index_documents(
-                raw,
-                request.cc_pair_id,
-                documents,
-                self.embedder,
-                on_progress=lambda stage: activity.heartbeat(batch.seq, stage),
-            )
+            known = await known_hashes(raw, documents)
+        beat = _beat(batch.seq)
+        prepared = await prepare_batch(documents, known, self.embedder, beat)
+        del documents  # the prepared batch holds what is needed; let the rest go
+        return await self._write(tenant, request, prepared)
+
+    async def _write(
+        self, tenant: str, request: ProcessRequest, prepared: PreparedBatch
+    ) -> ProcessResult:
+        batch = request.batch
+        async with tenant_connection(tenant) as (_, raw):
+            done = await claim_for_write(raw, batch.batch_id)
+            if done is not None:
+                log.info("another try of this batch finished first", seq=batch.seq)
+                return done
+            result = await write_batch(raw, request.cc_pair_id, prepared, _beat(batch.seq))
             await record_failures(
-                raw, request.attempt_id, request.cc_pair_id, "processing", failures
+                raw, request.attempt_id, request.cc_pair_id, "processing", prepared.failures
             )
             await add_batch_result(raw, request.attempt_id, result)
             await mark_processed(raw, batch.batch_id, result)

@@ -32,10 +32,19 @@ class NotFoundError(SluiceError):
     """A connector, credential or cc-pair that was asked for does not exist."""
 
 
+class StagedBatchGone(SluiceError):
+    """A staged batch was deleted (its attempt ended, or the connector was deleted)."""
+
+
+class DocumentTooLarge(SluiceError):
+    """A document is over the size limit: it fails alone, its batch goes on."""
+
+
 NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ConfigurationError.__name__,
     ConnectorConfigError.__name__,
     BadCredentialsError.__name__,
     InvalidTenantError.__name__,
     NotFoundError.__name__,
+    StagedBatchGone.__name__,
 ]

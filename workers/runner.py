@@ -24,7 +24,7 @@ from sluice.health import Readiness, serve_health, standard_checks
 from sluice.index.embedding import EmbeddingProvider, embedder_from_settings
 from sluice.queues import TaskQueue
 from sluice.temporal.client import connect
-from sluice.temporal.policies import WORKER_GRACEFUL_SHUTDOWN
+from sluice.temporal.policies import MAX_HEARTBEAT_THROTTLE, WORKER_GRACEFUL_SHUTDOWN
 from workers.kinds import WorkerKind, get_kind
 from workers.registry import WORKFLOWS, activities_for
 
@@ -60,6 +60,8 @@ def build_workers(
                 max_concurrent_workflow_tasks=kind.max_concurrent_workflow_tasks,
                 identity=identity,
                 graceful_shutdown_timeout=WORKER_GRACEFUL_SHUTDOWN,
+                max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
+                default_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
             )
         )
     return workers

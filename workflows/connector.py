@@ -14,6 +14,11 @@ A long attempt also continues-as-new part-way (when the server suggests it, or
 after ``batches_before_continue_as_new`` batches), carrying the attempt and its
 checkpoint in the new run's input.
 
+The entity never dies: bookkeeping retries until Postgres answers, a batch that
+could not be processed goes to the next attempt, an attempt a vanished run left
+open is closed as ``interrupted`` when the next one starts, and any other failure
+is recorded on the attempt before the workflow backs off and continues-as-new.
+
 Signals: ``index_now``, ``pause``, ``resume``, ``cancel_run``. Query: ``progress``.
 """
 
@@ -21,11 +26,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.attempts import (
@@ -34,50 +38,34 @@ with workflow.unsafe.imports_passed_through():
         set_cc_pair_status,
         start_index_attempt,
     )
-    from activities.docfetching import fetch_documents
-    from activities.docprocessing import DocProcessingActivities
-    from sluice.connectors.models import Checkpoint, DocumentFailure
+    from sluice.connectors.models import Checkpoint
     from sluice.db.models import AttemptStatus, CcPairStatus
-    from sluice.errors import BadCredentialsError, ConfigurationError, ConnectorConfigError
     from sluice.indexing.models import (
         AttemptCounts,
         AttemptInProgress,
+        AttemptOutcome,
         CarriedState,
         CcPairStatusUpdate,
+        CleanupRequest,
         ConnectorProgress,
         ConnectorWorkflowInput,
-        FetchRequest,
-        FetchResult,
         FinishAttemptRequest,
         IndexNowRequest,
-        ProcessRequest,
-        ProcessResult,
         RunState,
-        StagedBatchRef,
         StartAttemptRequest,
+        StartedAttempt,
     )
     from sluice.temporal import policies, search
+    from workflows.attempt import INVALIDATING_ERRORS, AttemptPipeline, error_text
+    from workflows.bookkeeping import bookkeeping
 
-INVALIDATING_ERRORS = {
-    BadCredentialsError.__name__,
-    ConnectorConfigError.__name__,
-    ConfigurationError.__name__,
-}
+UNEXPECTED_ERROR_BACKOFF = (60, 3600)
+"""Seconds before a run that hit an unexpected error continues-as-new (doubling, capped)."""
 
 
 def connector_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
     """Readable, deterministic ID: one connector workflow per cc-pair, ever."""
     return f"connector/{tenant_id}/{cc_pair_id}"
-
-
-def _error_type(error: BaseException) -> str | None:
-    cause = error.cause if isinstance(error, ActivityError) else error
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _error_text(error: BaseException) -> str:
-    cause = error.cause if isinstance(error, ActivityError) and error.cause else error
-    return str(cause) or type(cause).__name__
 
 
 @workflow.defn(name="ConnectorWorkflow")
@@ -148,45 +136,70 @@ class ConnectorWorkflow:
     @workflow.run
     async def run(self, input: ConnectorWorkflowInput) -> None:
         try:
-            if self.s.attempt is None:
-                await self._wait_until_due()
-                await self._start_attempt()
-            outcome = await self._run_attempt()
+            await self._step()
         except asyncio.CancelledError:
             # Canceling the workflow stops the connector for good: close the attempt
             # (canceled, its staged batches deleted) so nothing is left in progress.
-            if self.s.attempt is not None:
-                await self._end_attempt(AttemptStatus.CANCELED, "connector workflow canceled", [])
-            self._set_state(RunState.STOPPED)
+            await self._close_on_cancel()
             raise
-        if outcome is None:  # the attempt goes on in a fresh run
-            self._continue_as_new()
-        await self._end_attempt(*outcome)
+        except FailureError as err:
+            # An activity or a bookkeeping write gave up: record it and carry on. (A bug in
+            # this code raises a plain exception instead, which fails only the workflow
+            # *task*: Temporal retries it and the connector waits for the fix, alive.)
+            await self._recover_from(err)
         self._continue_as_new()
+
+    async def _step(self) -> None:
+        """One run: wait, start an attempt, run it, close it. Returning continues-as-new."""
+        if self.s.ending is None:
+            if self.s.attempt is None:
+                await self._wait_until_due()
+                await self._start_attempt()
+            outcome = await AttemptPipeline(self).run()
+            if outcome is None:  # the attempt goes on in a fresh run
+                return
+            self.s.ending = outcome
+        await self._end_attempt()
+        self.s.unexpected_errors = 0
+
+    async def _close_on_cancel(self) -> None:
+        s = self.s
+        if s.attempt is not None:
+            if s.ending is None:
+                s.ending = AttemptOutcome(
+                    status=AttemptStatus.CANCELED.value, error="connector workflow canceled"
+                )
+            await self._end_attempt()
+        self._set_state(RunState.STOPPED)
+
+    async def _recover_from(self, err: FailureError) -> None:
+        """Record an unexpected failure on the attempt, then back off before the next run."""
+        s = self.s
+        message = error_text(err)
+        workflow.logger.error("connector run failed unexpectedly: %s", message)
+        s.last_error = message
+        s.unexpected_errors += 1
+        if s.attempt is not None and s.ending is None:
+            s.ending = AttemptOutcome(
+                status=AttemptStatus.FAILED.value, error=f"unexpected: {message}"
+            )
+        first, cap = UNEXPECTED_ERROR_BACKOFF
+        delay = min(cap, first * 2 ** (s.unexpected_errors - 1))
+        await workflow.sleep(timedelta(seconds=delay), summary="back off after an error")
 
     def _ready(self) -> bool:
         return self.s.index_requested and not self.s.paused and self.s.invalid_reason is None
 
     async def _wait_until_due(self) -> None:
+        """Until an attempt is due (timer) or asked for, and neither paused nor invalid."""
         while True:
             await self._sync_db_status()
             if self._ready():
                 break
-            self._set_state(
-                RunState.PAUSED
-                if self.s.paused
-                else RunState.INVALID
-                if self.s.invalid_reason
-                else RunState.IDLE
-            )
-            timeout = None
-            interval = self.input.refresh_interval_seconds
-            if interval and not self.s.paused and self.s.invalid_reason is None:
-                due = self.s.next_run_at or workflow.now().timestamp()
-                timeout = max(0.0, due - workflow.now().timestamp())
-                self.next_run_at = due
-            else:
-                self.next_run_at = None
+            self._set_state(self._resting_state())
+            due = self._due_at()
+            self.next_run_at = due
+            timeout = None if due is None else max(0.0, due - workflow.now().timestamp())
             was = (self.s.paused, self.s.invalid_reason)
 
             def due_or_changed(was: tuple[bool, str | None] = was) -> bool:
@@ -202,6 +215,21 @@ class ConnectorWorkflow:
                 self.s.index_requested = True
         self.next_run_at = None
 
+    def _resting_state(self) -> RunState:
+        if self.s.paused:
+            return RunState.PAUSED
+        return RunState.INVALID if self.s.invalid_reason else RunState.IDLE
+
+    def _due_at(self) -> float | None:
+        """When the next attempt is due on its own: the refresh interval, or sooner when
+        batches wait to be retried; never while paused or invalid."""
+        s = self.s
+        if s.paused or s.invalid_reason is not None:
+            return None
+        if not self.input.refresh_interval_seconds and not s.retry_batches:
+            return None
+        return s.next_run_at or workflow.now().timestamp()
+
     async def _sync_db_status(self) -> None:
         """Keep the cc-pair row's status (the product's view) in step with signals."""
         s = self.s
@@ -214,14 +242,13 @@ class ConnectorWorkflow:
         ).value
         if wanted == s.db_status:
             return
-        await workflow.execute_activity(
+        await bookkeeping(
             set_cc_pair_status,
             CcPairStatusUpdate(
                 cc_pair_id=self.input.cc_pair_id,
                 status=wanted,
                 clear_flag=s.db_status == CcPairStatus.INVALID.value,
             ),
-            **policies.ATTEMPT_BOOKKEEPING.options(),
             summary=f"cc-pair {self.input.cc_pair_id} is now {wanted}",
         )
         s.db_status = wanted
@@ -236,225 +263,79 @@ class ConnectorWorkflow:
         if s.checkpoint.cursor is None:
             s.pass_started_at = workflow.now().timestamp()
         info = workflow.info()
-        attempt_id = await workflow.execute_activity(
+        started: StartedAttempt = await bookkeeping(
             start_index_attempt,
             StartAttemptRequest(
                 cc_pair_id=self.input.cc_pair_id,
                 from_beginning=s.from_beginning,
                 workflow_id=info.workflow_id,
                 run_id=info.run_id,
+                adopt_batches=[ref.batch_id for ref in s.retry_batches],
             ),
-            **policies.ATTEMPT_BOOKKEEPING.options(),
             summary=f"start index attempt for cc-pair {self.input.cc_pair_id}",
         )
-        s.attempt = AttemptInProgress(attempt_id=attempt_id, from_beginning=s.from_beginning)
+        s.attempt = AttemptInProgress(
+            attempt_id=started.attempt_id,
+            from_beginning=s.from_beginning,
+            queued=started.adopted,
+            next_seq=len(started.adopted),
+        )
+        s.retry_batches = []
         s.last_error_type = None
         s.attempts_started += 1
         s.index_requested = False
         s.from_beginning = False
 
-    async def _run_attempt(self) -> tuple[AttemptStatus, str | None, list[DocumentFailure]] | None:
-        """Fetch and process until the source is exhausted, the run is stopped, or it is time
-        to continue-as-new (returns ``None`` then, with nothing in flight)."""
-        assert self.s.attempt is not None
-        attempt = self.s.attempt
-        self._set_state(RunState.RUNNING)
-        pending: list[StagedBatchRef] = []
-        processing: dict[int, asyncio.Task[ProcessResult]] = {}
-        fetch: asyncio.Task[FetchResult] | None = None
-        refs: dict[int, StagedBatchRef] = {}
-        batch_errors: list[DocumentFailure] = []
-        fatal: BaseException | None = None  # ends the attempt as failed
-        batches_this_run = 0
-        backlog_limit = self.tuning.max_batches_in_flight + self.tuning.batches_per_fetch
-
-        def stopping() -> bool:
-            return self.cancel_requested or self.s.paused or fatal is not None
-
-        def continue_soon() -> bool:
-            return (
-                workflow.info().is_continue_as_new_suggested()
-                or batches_this_run >= self.tuning.batches_before_continue_as_new
-            )
-
-        try:
-            while True:
-                if (
-                    fetch is None
-                    and not self.s.checkpoint.done
-                    and not stopping()
-                    and not continue_soon()
-                    and len(pending) + len(processing) < backlog_limit
-                ):
-                    fetch = asyncio.create_task(self._fetch(attempt))
-                if fetch is not None and stopping() and not fetch.done():
-                    fetch.cancel()
-                while pending and len(processing) < self.tuning.max_batches_in_flight:
-                    ref = pending.pop(0)
-                    refs[ref.seq] = ref
-                    processing[ref.seq] = asyncio.create_task(self._process(attempt, ref))
-                self.in_flight = len(processing)
-                if fetch is None and not processing:
-                    break
-                tasks: list[asyncio.Task[object]] = list(processing.values())  # type: ignore[arg-type]
-                if fetch is not None:
-                    tasks.append(fetch)  # type: ignore[arg-type]
-                was_stopping = stopping()
-
-                def progressed(
-                    tasks: list[asyncio.Task[object]] = tasks, was: bool = was_stopping
-                ) -> bool:
-                    return any(t.done() for t in tasks) or stopping() != was
-
-                await workflow.wait_condition(progressed)
-                if fetch is not None and fetch.done():
-                    try:
-                        result = fetch.result()
-                    except asyncio.CancelledError:
-                        pass
-                    except ActivityError as err:
-                        if not isinstance(err.cause, CancelledError):
-                            fatal = err
-                            self.s.last_error_type = _error_type(err)
-                    else:
-                        pending.extend(result.batches)
-                        attempt.next_seq += len(result.batches)
-                        attempt.counts.docs_fetched += result.docs_fetched
-                        attempt.counts.docs_failed += result.failures
-                        self.s.checkpoint = result.checkpoint
-                        batches_this_run += len(result.batches)
-                    fetch = None
-                for seq, task in list(processing.items()):
-                    if not task.done():
-                        continue
-                    del processing[seq]
-                    try:
-                        done = task.result()
-                    except ActivityError as err:
-                        # Retries are spent: the batch's documents count as failed. A
-                        # configuration error (say, the embedding service refuses our key)
-                        # would fail every batch, so it ends the attempt instead.
-                        batch_errors.append(
-                            DocumentFailure(
-                                document_id=f"batch:{seq}",
-                                message=f"batch {seq}: {_error_text(err)}",
-                            )
-                        )
-                        attempt.counts.batches += 1
-                        attempt.counts.docs_failed += refs[seq].doc_count
-                        if _error_type(err) in INVALIDATING_ERRORS and fatal is None:
-                            fatal = err
-                        continue
-                    attempt.counts.batches += 1
-                    attempt.counts.docs_indexed += done.docs_indexed
-                    attempt.counts.docs_skipped += done.docs_skipped
-                    attempt.counts.docs_failed += done.docs_failed
-                    attempt.counts.chunks_written += done.chunks_written
-                self._set_details()
-                if not processing and fetch is None and not pending and continue_soon():
-                    if not stopping() and not self.s.checkpoint.done:
-                        return None
-        except asyncio.CancelledError:
-            # The workflow itself is being canceled (Web UI, `temporal workflow cancel`):
-            # stop the activities and let them settle before the attempt is closed.
-            running: list[asyncio.Task[Any]] = [*processing.values()]
-            if fetch is not None:
-                running.append(fetch)
-            for pending_task in running:
-                pending_task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-            raise
-
-        self.in_flight = 0
-        if fatal is not None:
-            return AttemptStatus.FAILED, _error_text(fatal), batch_errors
-        if self.cancel_requested or self.s.paused:
-            reason = "paused by request" if self.s.paused else "canceled by request"
-            if self.s.paused:
-                self.s.index_requested = True  # resume picks up from the checkpoint
-            return AttemptStatus.CANCELED, reason, batch_errors
-        if batch_errors or attempt.counts.docs_failed:
-            return AttemptStatus.COMPLETED_WITH_ERRORS, None, batch_errors
-        return AttemptStatus.SUCCESS, None, batch_errors
-
-    async def _fetch(self, attempt: AttemptInProgress) -> FetchResult:
-        cc = self.input.cc_pair_id
-        return await workflow.execute_activity(
-            fetch_documents,
-            FetchRequest(
-                cc_pair_id=cc,
-                attempt_id=attempt.attempt_id,
-                checkpoint=self.s.checkpoint,
-                first_seq=attempt.next_seq,
-                batch_size=self.tuning.batch_size,
-                max_batches=self.tuning.batches_per_fetch,
-            ),
-            **policies.FETCH_DOCUMENTS.options(
-                heartbeat=timedelta(seconds=self.tuning.fetch_heartbeat_seconds),
-                maximum_attempts=self.tuning.fetch_attempts,
-            ),
-            # Wait for the activity to stop before cleaning up, so no batch is staged late.
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=(
-                f"fetch {self.input.source} cc-pair {cc}: batches from #{attempt.next_seq} "
-                f"(attempt {attempt.attempt_id})"
-            ),
-        )
-
-    async def _process(self, attempt: AttemptInProgress, ref: StagedBatchRef) -> ProcessResult:
-        cc = self.input.cc_pair_id
-        return await workflow.execute_activity_method(
-            DocProcessingActivities.process_batch,
-            ProcessRequest(cc_pair_id=cc, attempt_id=attempt.attempt_id, batch=ref),
-            **policies.PROCESS_BATCH.options(
-                heartbeat=timedelta(seconds=self.tuning.process_heartbeat_seconds)
-            ),
-            summary=(
-                f"process {self.input.source} cc-pair {cc}: batch #{ref.seq} "
-                f"({ref.doc_count} docs, attempt {attempt.attempt_id})"
-            ),
-        )
-
-    async def _end_attempt(
-        self, status: AttemptStatus, error: str | None, errors: list[DocumentFailure]
-    ) -> None:
+    async def _end_attempt(self) -> None:
+        """Write the outcome (kept in state until written), delete the staged batches
+        except those the next attempt must process, and plan the next run."""
         s = self.s
-        assert s.attempt is not None
-        attempt = s.attempt
-        cc = self.input.cc_pair_id
-        await workflow.execute_activity(
+        assert s.attempt is not None and s.ending is not None
+        attempt, outcome = s.attempt, s.ending
+        status = AttemptStatus(outcome.status)
+        await bookkeeping(
             finish_index_attempt,
             FinishAttemptRequest(
-                cc_pair_id=cc,
+                cc_pair_id=self.input.cc_pair_id,
                 attempt_id=attempt.attempt_id,
                 status=status.value,
                 counts=attempt.counts,
-                error=error,
-                errors=errors,
+                error=outcome.error,
+                errors=outcome.errors,
             ),
-            **policies.ATTEMPT_BOOKKEEPING.options(),
             summary=f"finish attempt {attempt.attempt_id}: {status.value}",
         )
-        await workflow.execute_activity(
+        keep = [ref.batch_id for ref in outcome.retry]
+        await bookkeeping(
             delete_staged_batches,
-            attempt.attempt_id,
-            **policies.STAGED_BATCH_CLEANUP.options(),
+            CleanupRequest(attempt_id=attempt.attempt_id, keep=keep),
+            policy=policies.STAGED_BATCH_CLEANUP,
             summary=f"delete staged batches of attempt {attempt.attempt_id}",
         )
+        s.retry_batches = list(outcome.retry)
         s.last_attempt_status = status.value
         s.last_attempt_counts = attempt.counts
         s.attempt = None
+        s.ending = None
         self.cancel_requested = False
-        now = workflow.now().timestamp()
-        interval = self.input.refresh_interval_seconds
-        s.next_run_at = now + interval if interval else None
+        self._plan_next_run()
         if status in (AttemptStatus.SUCCESS, AttemptStatus.COMPLETED_WITH_ERRORS):
             s.consecutive_failures = 0
             s.last_error = None
             if s.checkpoint.done:
                 s.last_pass_started_at = s.pass_started_at
         elif status is AttemptStatus.FAILED:
-            await self._record_failure(error or "unknown error")
+            await self._record_failure(outcome.error or "unknown error")
+
+    def _plan_next_run(self) -> None:
+        """The refresh interval from now; sooner when batches wait to be retried."""
+        s = self.s
+        now = workflow.now().timestamp()
+        interval = self.input.refresh_interval_seconds
+        s.next_run_at = now + interval if interval else None
+        if s.retry_batches:
+            retry_at = now + self.input.tuning.failed_batch_retry_seconds
+            s.next_run_at = min(s.next_run_at or retry_at, retry_at)
 
     async def _record_failure(self, error: str) -> None:
         """Escalate without flapping: bad config/credentials at once, others after N in a row."""
@@ -470,7 +351,7 @@ class ConnectorWorkflow:
             reason = (
                 error if invalid else f"{s.consecutive_failures} failed attempts in a row: {error}"
             )
-            await workflow.execute_activity(
+            await bookkeeping(
                 set_cc_pair_status,
                 CcPairStatusUpdate(
                     cc_pair_id=self.input.cc_pair_id,
@@ -478,7 +359,6 @@ class ConnectorWorkflow:
                     flag_reason=reason,
                     consecutive_failures=s.consecutive_failures,
                 ),
-                **policies.ATTEMPT_BOOKKEEPING.options(),
                 summary=f"flag cc-pair {self.input.cc_pair_id}",
             )
 
@@ -488,9 +368,9 @@ class ConnectorWorkflow:
         if state != self.state:
             self.state = state
             workflow.upsert_search_attributes([search.STATE.value_set(state.value)])
-        self._set_details()
+        self.set_details()
 
-    def _set_details(self) -> None:
+    def set_details(self) -> None:
         attempt = self.s.attempt
         if attempt is None:
             workflow.set_current_details(

@@ -12,6 +12,15 @@ from sluice.config import Settings, get_settings
 
 _engines: dict[str, AsyncEngine] = {}
 
+CONNECT_TIMEOUT_SECONDS = 10
+"""A Postgres that is down refuses at once; one that is frozen would hang forever."""
+
+COMMAND_TIMEOUT_SECONDS = 120
+"""No statement Sluice runs takes this long; a frozen server fails instead of hanging,
+so the activity's retry (with a fresh connection) takes over."""
+
+POOL_TIMEOUT_SECONDS = 30
+
 
 def _install_vector_codec(engine: AsyncEngine) -> None:
     """Register pgvector's asyncpg codec so vectors travel as binary, not text."""
@@ -36,7 +45,12 @@ def get_engine(settings: Settings | None = None, *, pool_size: int = 10) -> Asyn
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
-            connect_args={"server_settings": {"application_name": "sluice"}},
+            pool_timeout=POOL_TIMEOUT_SECONDS,
+            connect_args={
+                "server_settings": {"application_name": "sluice"},
+                "timeout": CONNECT_TIMEOUT_SECONDS,
+                "command_timeout": COMMAND_TIMEOUT_SECONDS,
+            },
         )
         _install_vector_codec(engine)
         _engines[url] = engine

@@ -210,7 +210,15 @@ class IndexAttempt(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
-    __table_args__ = (Index("ix_index_attempt_cc_pair", "cc_pair_id", "id"),)
+    __table_args__ = (
+        Index("ix_index_attempt_cc_pair", "cc_pair_id", "id"),
+        Index(
+            "uq_index_attempt_run",
+            "run_id",
+            unique=True,
+            postgresql_where="run_id IS NOT NULL",
+        ),
+    )
 
 
 class IndexAttemptError(Base):
@@ -243,7 +251,9 @@ class StagedBatch(Base):
     ``(index_attempt_id, seq)`` is unique so a retried fetch overwrites rather than
     duplicates; ``result`` is written in the same transaction as the batch's
     documents, so a retried processing activity returns it and changes nothing.
-    Rows are deleted when the run that staged them ends, whatever the outcome.
+    Once processed, a batch's ``documents`` are released at once (the row keeps only its
+    few-byte ``result``); rows go when their attempt ends, except batches that could not
+    be processed, which the next attempt adopts.
     """
 
     __tablename__ = "staged_batch"
@@ -260,4 +270,7 @@ class StagedBatch(Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (UniqueConstraint("index_attempt_id", "seq", name="uq_staged_batch_seq"),)
+    __table_args__ = (
+        UniqueConstraint("index_attempt_id", "seq", name="uq_staged_batch_seq"),
+        Index("ix_staged_batch_cc_pair", "cc_pair_id"),
+    )

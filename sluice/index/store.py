@@ -33,12 +33,13 @@ async def existing_hashes(raw: Any, ids: Sequence[str]) -> dict[str, str]:
     return {r["id"]: r["content_hash"] for r in rows}
 
 
-async def replace_chunks(
-    raw: Any, document_ids: Sequence[str], rows: Sequence[ChunkRow], vectors: np.ndarray
-) -> int:
-    """Delete the documents' old chunks and COPY the new ones in (binary vectors)."""
+async def delete_chunks(raw: Any, document_ids: Sequence[str]) -> None:
     if document_ids:
         await raw.execute("DELETE FROM chunk WHERE document_id = ANY($1::text[])", document_ids)
+
+
+async def copy_chunks(raw: Any, rows: Sequence[ChunkRow], vectors: np.ndarray) -> int:
+    """COPY chunk rows in (binary vectors); ``vectors[i]`` belongs to ``rows[i]``."""
     if not rows:
         return 0
     records = [
@@ -47,6 +48,14 @@ async def replace_chunks(
     ]
     await raw.copy_records_to_table("chunk", records=records, columns=CHUNK_COLUMNS)
     return len(records)
+
+
+async def replace_chunks(
+    raw: Any, document_ids: Sequence[str], rows: Sequence[ChunkRow], vectors: np.ndarray
+) -> int:
+    """Delete the documents' old chunks and COPY the new ones in (binary vectors)."""
+    await delete_chunks(raw, document_ids)
+    return await copy_chunks(raw, rows, vectors)
 
 
 async def upsert_documents(

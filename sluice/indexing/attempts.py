@@ -18,12 +18,16 @@ from sluice.indexing.models import AttemptCounts, ProcessResult
 async def create_attempt(
     raw: Any, cc_pair_id: int, from_beginning: bool, workflow_id: str, run_id: str
 ) -> int:
+    """The run's attempt row: created once per ``run_id``, returned as is on a retry."""
     return int(
         await raw.fetchval(
             """
             INSERT INTO index_attempt (cc_pair_id, status, from_beginning, workflow_id, run_id,
                                        started_at)
-            VALUES ($1, $2, $3, $4, $5, now()) RETURNING id
+            VALUES ($1, $2, $3, $4, $5, now())
+            ON CONFLICT (run_id) WHERE run_id IS NOT NULL
+                DO UPDATE SET updated_at = now()
+            RETURNING id
             """,
             cc_pair_id,
             AttemptStatus.IN_PROGRESS.value,
@@ -32,6 +36,65 @@ async def create_attempt(
             run_id,
         )
     )
+
+
+async def interrupt_stale_attempts(raw: Any, cc_pair_id: int, keep_attempt_id: int) -> list[int]:
+    """Close attempts a vanished run left ``in_progress`` (terminated, reset, crashed before
+    CAN) as ``interrupted``: resumable, never counted as a failure (Airbyte's clean job state).
+    """
+    rows = await raw.fetch(
+        """
+        UPDATE index_attempt SET status = $3, finished_at = now(), updated_at = now(),
+            error_message = coalesce(error_message, 'its workflow run ended without closing it')
+        WHERE cc_pair_id = $1 AND id <> $2 AND status IN ('in_progress', 'not_started')
+        RETURNING id
+        """,
+        cc_pair_id,
+        keep_attempt_id,
+        AttemptStatus.INTERRUPTED.value,
+    )
+    return [int(r["id"]) for r in rows]
+
+
+async def adopt_batches(raw: Any, attempt_id: int, batch_ids: Sequence[int]) -> list[Any]:
+    """Move an earlier attempt's unprocessed batches to ``attempt_id`` as seq 0, 1, ...
+    (in their old order). Idempotent: a retried start finds them adopted already.
+    Returns ``(id, seq, doc_count)`` rows; batches that are gone are simply not there."""
+    if not batch_ids:
+        return []
+    await raw.execute(
+        """
+        WITH ordered AS (
+            SELECT id, row_number() OVER (ORDER BY index_attempt_id, seq) - 1 AS n
+            FROM staged_batch WHERE id = ANY($2::bigint[])
+        )
+        UPDATE staged_batch s SET index_attempt_id = $1, seq = o.n
+        FROM ordered o WHERE s.id = o.id AND s.index_attempt_id <> $1
+        """,
+        attempt_id,
+        list(batch_ids),
+    )
+    return list(
+        await raw.fetch(
+            """
+            SELECT id, seq, doc_count FROM staged_batch
+            WHERE index_attempt_id = $1 AND id = ANY($2::bigint[]) ORDER BY seq
+            """,
+            attempt_id,
+            list(batch_ids),
+        )
+    )
+
+
+async def forget_orphan_batches(raw: Any, cc_pair_id: int, attempt_id: int) -> int:
+    """Delete the cc-pair's staged batches that belong to no attempt in progress but
+    ``attempt_id`` (what a terminated run or an earlier crash left behind)."""
+    status = await raw.execute(
+        "DELETE FROM staged_batch WHERE cc_pair_id = $1 AND index_attempt_id <> $2",
+        cc_pair_id,
+        attempt_id,
+    )
+    return int(status.split()[-1])
 
 
 async def finish_attempt(

@@ -26,9 +26,39 @@ class RunTuning(BaseModel):
         "(bench/README.md), raise it for a remote embedding service or more cores.",
     )
     batches_before_continue_as_new: int = Field(default=500, ge=1)
-    fetch_heartbeat_seconds: float = Field(default=60.0, gt=0)
-    process_heartbeat_seconds: float = Field(default=120.0, gt=0)
-    fetch_attempts: int = Field(default=5, ge=1, le=100)
+    fetch_heartbeat_seconds: float = Field(default=20.0, gt=0)
+    process_heartbeat_seconds: float = Field(default=20.0, gt=0)
+    fetch_attempts: int = Field(
+        default=0, ge=0, le=100, description="0: retry until the retry budget is spent."
+    )
+    retry_budget_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a fetch or a batch keeps retrying an infrastructure fault "
+        "(schedule-to-close): long enough to ride out a database restart.",
+    )
+    fetch_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A fetch returns what it has staged after this long, so a slow source's "
+        "documents are processed as they come and no single activity runs for hours.",
+    )
+    failed_batch_retry_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="When an attempt left batches unprocessed, the next one starts this soon.",
+    )
+    max_document_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1,
+        description="A larger document fails alone with a clear error (every connector).",
+    )
+    max_batch_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1,
+        description="A batch is staged once it holds this many bytes of text, whatever "
+        "its document count: worker memory is bounded by bytes, not only counts.",
+    )
     failures_before_flag: int = Field(default=5, ge=1)
 
 
@@ -51,6 +81,8 @@ class RunState(StrEnum):
     PAUSED = "paused"
     INVALID = "invalid"
     STOPPED = "stopped"
+    STUCK = "stuck"
+    """Bookkeeping has been retrying for a while: Postgres is likely unreachable."""
 
 
 class AttemptCounts(BaseModel):
@@ -73,6 +105,20 @@ class AttemptInProgress(BaseModel):
     from_beginning: bool = False
     next_seq: int = 0
     counts: AttemptCounts = Field(default_factory=AttemptCounts)
+    queued: list[StagedBatchRef] = Field(
+        default_factory=list, description="Batches to process before fetching (adopted)."
+    )
+
+
+class AttemptOutcome(BaseModel):
+    """How an attempt ended, kept in state until its row is written (survives a crash)."""
+
+    status: str
+    error: str | None = None
+    errors: list[DocumentFailure] = Field(default_factory=list)
+    retry: list[StagedBatchRef] = Field(
+        default_factory=list, description="Batches left unprocessed: the next attempt's."
+    )
 
 
 class CarriedState(BaseModel):
@@ -84,6 +130,17 @@ class CarriedState(BaseModel):
     index_requested: bool = True
     from_beginning: bool = False
     attempt: AttemptInProgress | None = None
+    ending: AttemptOutcome | None = Field(
+        default=None, description="Outcome of the attempt being closed (written next)."
+    )
+    retry_batches: list[StagedBatchRef] = Field(
+        default_factory=list,
+        description="Staged batches an attempt could not process: the next attempt takes "
+        "them first, so the checkpoint never moves past an unindexed document.",
+    )
+    unexpected_errors: int = Field(
+        default=0, description="Unexpected errors in a row (backs off the next run)."
+    )
     consecutive_failures: int = 0
     last_error: str | None = None
     last_error_type: str | None = None
@@ -130,10 +187,24 @@ class ConnectorProgress(BaseModel):
 
 
 class StartAttemptRequest(BaseModel):
+    """Keyed by ``run_id`` (a run starts at most one attempt), so a retried start returns
+    the same row. ``adopt_batches`` are an earlier attempt's unprocessed batches."""
+
     cc_pair_id: int
     from_beginning: bool = False
     workflow_id: str
     run_id: str
+    adopt_batches: list[int] = Field(default_factory=list)
+
+
+class StartedAttempt(BaseModel):
+    attempt_id: int
+    adopted: list[StagedBatchRef] = Field(
+        default_factory=list, description="Adopted batches, renumbered from seq 0."
+    )
+    interrupted: list[int] = Field(
+        default_factory=list, description="Attempts a vanished run left open, now closed."
+    )
 
 
 class FetchRequest(BaseModel):
@@ -143,6 +214,9 @@ class FetchRequest(BaseModel):
     first_seq: int
     batch_size: int
     max_batches: int
+    max_seconds: float = 300.0
+    max_document_bytes: int = 10 * 1024 * 1024
+    max_batch_bytes: int = 32 * 1024 * 1024
 
 
 class StagedBatchRef(BaseModel):
@@ -193,6 +267,13 @@ class FinishAttemptRequest(BaseModel):
     errors: list[DocumentFailure] = Field(default_factory=list)
 
 
+class CleanupRequest(BaseModel):
+    attempt_id: int
+    keep: list[int] = Field(
+        default_factory=list, description="Batch IDs to keep (for the next attempt)."
+    )
+
+
 class CcPairStatusUpdate(BaseModel):
     """The product's view of the connector; ``flag_reason=None`` leaves the flag as it is."""
 
@@ -204,3 +285,8 @@ class CcPairStatusUpdate(BaseModel):
 
 
 ConnectorWorkflowInput.model_rebuild()
+
+AttemptInProgress.model_rebuild()
+AttemptOutcome.model_rebuild()
+CarriedState.model_rebuild()
+StartedAttempt.model_rebuild()

@@ -1,27 +1,36 @@
 """The batch pipeline: dedupe → skip unchanged → chunk → embed → write.
 
-One function, :func:`index_documents`, used by the docprocessing activity and by
-the benchmark's in-process baseline, so both measure the same code. CPU work
-(chunking, embedding) runs off the event loop; the writes are one transaction
-owned by the caller, so a batch lands whole or not at all.
+Two steps, so no transaction stays open while the CPU works:
+
+* :func:`prepare_batch` dedupes, skips unchanged documents, chunks and embeds, off
+  the event loop and in slices, reporting progress after each slice (the activity
+  turns that into heartbeats, so even a huge batch proves it is alive);
+* :func:`write_batch` writes in sub-batches inside the caller's transaction, so a
+  batch lands whole or not at all.
+
+:func:`index_documents` runs both on one connection: the benchmark's in-process
+baseline uses it, so both measure the same code.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from sluice.connectors.models import Document, DocumentFailure
 from sluice.index.chunking import chunk_document
-from sluice.index.embedding import EmbeddingProvider
+from sluice.index.embedding import EmbeddingProvider, Vectors
 from sluice.index.store import (
     ChunkRow,
+    copy_chunks,
+    delete_chunks,
     existing_hashes,
     link_to_cc_pair,
-    replace_chunks,
     upsert_documents,
 )
 from sluice.indexing.models import ProcessResult
@@ -74,44 +83,121 @@ def chunk_batch(documents: Sequence[Document]) -> ChunkedBatch:
     return out
 
 
+CHUNK_SLICE_DOCS = 50
+"""Documents chunked per slice (each slice is one thread hop and one progress report)."""
+
+EMBED_SLICE_TEXTS = 512
+"""Texts embedded per call; progress is reported after each."""
+
+WRITE_SLICE_ROWS = 1000
+"""Chunk rows per COPY; progress is reported after each."""
+
+Progress = Callable[[str], None]
+
+
+def _slices(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class PreparedBatch:
+    """A batch chunked and embedded, ready to be written (no transaction held yet)."""
+
+    documents: list[Document]
+    hashes: dict[str, str]
+    known: dict[str, str]
+    chunked: ChunkedBatch
+    vectors: Vectors
+    skipped: int
+    duplicates: int
+
+    @property
+    def failures(self) -> list[DocumentFailure]:
+        return self.chunked.failures
+
+
+async def known_hashes(raw: Any, documents: Sequence[Document]) -> dict[str, str]:
+    """Content hashes already indexed for these documents' IDs (what can be skipped)."""
+    return await existing_hashes(raw, sorted({d.id for d in documents}))
+
+
+async def prepare_batch(
+    documents: Sequence[Document],
+    known: dict[str, str],
+    embedder: EmbeddingProvider,
+    progress: Progress,
+) -> PreparedBatch:
+    """Everything but the writes, with no connection held: dedupe, skip, chunk, embed."""
+    docs, duplicates = newest_per_id(documents)
+    hashes = {d.id: d.content_hash() for d in docs}
+    changed = [d for d in docs if known.get(d.id) != hashes[d.id]]
+    progress("deduplicated")
+    chunked = ChunkedBatch()
+    for part in _slices(changed, CHUNK_SLICE_DOCS):
+        piece = await asyncio.to_thread(chunk_batch, part)
+        chunked.rows.extend(piece.rows)
+        chunked.counts.update(piece.counts)
+        chunked.documents.extend(piece.documents)
+        chunked.failures.extend(piece.failures)
+        progress("chunking")
+    texts = [f"{r.title}\n{r.content}" for r in chunked.rows]
+    parts: list[Vectors] = []
+    for group in _slices(texts, EMBED_SLICE_TEXTS):
+        parts.append(await embedder.embed(list(group)))
+        progress("embedding")
+    vectors = np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
+    return PreparedBatch(
+        documents=docs,
+        hashes=hashes,
+        known=known,
+        chunked=chunked,
+        vectors=vectors,
+        skipped=len(docs) - len(changed),
+        duplicates=duplicates,
+    )
+
+
+async def write_batch(
+    raw: Any, cc_pair_id: int, prepared: PreparedBatch, progress: Progress
+) -> ProcessResult:
+    """Write a prepared batch inside the caller's transaction, in sub-batches."""
+    chunked, vectors = prepared.chunked, prepared.vectors
+    accepted = await upsert_documents(raw, chunked.documents, prepared.hashes, chunked.counts)
+    stale = len(chunked.documents) - len(accepted)  # a newer version is indexed already
+    if stale:
+        keep = [i for i, r in enumerate(chunked.rows) if r.document_id in accepted]
+        chunked.rows = [chunked.rows[i] for i in keep]
+        vectors = vectors[keep]
+    await delete_chunks(raw, sorted(accepted))
+    written = 0
+    for start in range(0, len(chunked.rows), WRITE_SLICE_ROWS):
+        end = start + WRITE_SLICE_ROWS
+        written += await copy_chunks(raw, chunked.rows[start:end], vectors[start:end])
+        progress("writing")
+    stored = [d.id for d in prepared.documents if d.id in prepared.known or d.id in accepted]
+    await link_to_cc_pair(raw, cc_pair_id, stored)
+    progress("written")
+    return ProcessResult(
+        docs_indexed=len(accepted),
+        docs_skipped=prepared.skipped + stale,
+        docs_failed=len(chunked.failures),
+        duplicates=prepared.duplicates + stale,
+        chunks_written=written,
+    )
+
+
 async def index_documents(
     raw: Any,
     cc_pair_id: int,
     documents: Sequence[Document],
     embedder: EmbeddingProvider,
     *,
-    on_progress: Callable[[str], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> tuple[ProcessResult, list[DocumentFailure]]:
-    """Index ``documents`` for ``cc_pair_id`` on the tenant connection ``raw``."""
+    """Index ``documents`` for ``cc_pair_id`` on the tenant connection ``raw`` (one go)."""
     progress = on_progress or (lambda _stage: None)
-    docs, duplicates = newest_per_id(documents)
-    hashes = {d.id: d.content_hash() for d in docs}
-    known = await existing_hashes(raw, list(hashes))
-    changed = [d for d in docs if known.get(d.id) != hashes[d.id]]
-    skipped = len(docs) - len(changed)
-    progress("deduplicated")
-
-    chunked = await asyncio.to_thread(chunk_batch, changed)
-    progress("chunked")
-    texts = [f"{r.title}\n{r.content}" for r in chunked.rows]
-    vectors = await embedder.embed(texts)
-    progress("embedded")
-
-    accepted = await upsert_documents(raw, chunked.documents, hashes, chunked.counts)
-    stale = len(chunked.documents) - len(accepted)  # a newer version is indexed already
-    if stale:
-        keep = [i for i, r in enumerate(chunked.rows) if r.document_id in accepted]
-        chunked.rows = [chunked.rows[i] for i in keep]
-        vectors = vectors[keep]
-    written = await replace_chunks(raw, sorted(accepted), chunked.rows, vectors)
-    stored = [d.id for d in docs if d.id in known or d.id in accepted]
-    await link_to_cc_pair(raw, cc_pair_id, stored)
-    progress("written")
-    result = ProcessResult(
-        docs_indexed=len(accepted),
-        docs_skipped=skipped + stale,
-        docs_failed=len(chunked.failures),
-        duplicates=duplicates + stale,
-        chunks_written=written,
-    )
-    return result, chunked.failures
+    known = await known_hashes(raw, documents)
+    prepared = await prepare_batch(documents, known, embedder, progress)
+    result = await write_batch(raw, cc_pair_id, prepared, progress)
+    return result, prepared.chunked.failures

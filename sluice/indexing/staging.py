@@ -3,16 +3,19 @@
 The fetch activity stages each batch as one row and returns only its reference;
 the processing activity loads the row by ID. ``(attempt, seq)`` is unique, so a
 retried fetch overwrites its own earlier rows instead of duplicating them.
-Batches are deleted when the run that staged them ends, whatever the outcome.
+A processed batch's documents are released at once; the rows go when the attempt
+ends, except batches it could not process, which the next attempt adopts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from sluice.connectors.models import Document
+from sluice.errors import StagedBatchGone
 from sluice.indexing.models import ProcessResult, StagedBatchRef
 
 _DOCS = TypeAdapter(list[Document])
@@ -49,36 +52,55 @@ async def stage_batch(
 
 
 async def load_batch(raw: Any, batch_id: int) -> tuple[list[Document], ProcessResult | None]:
-    """The batch's documents, and its result if it was processed already (a retry).
+    """The batch's documents, or its result if it was processed already (a retry).
 
-    Locks the row so two executions of the same batch (a retry racing a slow first
-    try) are serialised and the second sees the first's result.
+    Reads without a lock: processing then runs outside any transaction, and
+    :func:`claim_for_write` settles a race between two tries of the same batch.
     """
-    row = await raw.fetchrow(
-        "SELECT documents, result FROM staged_batch WHERE id = $1 FOR UPDATE", batch_id
-    )
+    row = await raw.fetchrow("SELECT documents, result FROM staged_batch WHERE id = $1", batch_id)
     if row is None:
-        raise LookupError(f"staged batch {batch_id} is gone (its run has ended)")
-    result = row["result"]
-    if result is None:
-        done = None
-    elif isinstance(result, str | bytes):
-        done = ProcessResult.model_validate_json(result)
-    else:  # SQLAlchemy's asyncpg dialect decodes jsonb itself
-        done = ProcessResult.model_validate(result)
-    return decode_documents(row["documents"]), done
+        raise StagedBatchGone(f"staged batch {batch_id} is gone (its attempt has ended)")
+    done = _result(row["result"])
+    if done is not None:
+        return [], done
+    return decode_documents(row["documents"]), None
+
+
+async def claim_for_write(raw: Any, batch_id: int) -> ProcessResult | None:
+    """Lock the batch's row for the write transaction; the result if another try won."""
+    row = await raw.fetchrow("SELECT result FROM staged_batch WHERE id = $1 FOR UPDATE", batch_id)
+    if row is None:
+        raise StagedBatchGone(f"staged batch {batch_id} is gone (its attempt has ended)")
+    return _result(row["result"])
+
+
+def _result(value: Any) -> ProcessResult | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes):
+        return ProcessResult.model_validate_json(value)
+    return ProcessResult.model_validate(value)  # SQLAlchemy's asyncpg dialect decodes jsonb
 
 
 async def mark_processed(raw: Any, batch_id: int, result: ProcessResult) -> None:
+    """Record the result and release the documents at once: a long run never holds a
+    second copy of its corpus in the staging table."""
     await raw.execute(
-        "UPDATE staged_batch SET result = $2::jsonb, processed_at = now() WHERE id = $1",
+        """
+        UPDATE staged_batch SET result = $2::jsonb, processed_at = now(), documents = ''::bytea
+        WHERE id = $1
+        """,
         batch_id,
         result.model_dump_json(),
     )
 
 
-async def delete_attempt_batches(raw: Any, attempt_id: int) -> int:
-    status = await raw.execute("DELETE FROM staged_batch WHERE index_attempt_id = $1", attempt_id)
+async def delete_attempt_batches(raw: Any, attempt_id: int, keep: Sequence[int] = ()) -> int:
+    status = await raw.execute(
+        "DELETE FROM staged_batch WHERE index_attempt_id = $1 AND NOT (id = ANY($2::bigint[]))",
+        attempt_id,
+        list(keep),
+    )
     return int(status.split()[-1])
 
 

@@ -18,6 +18,7 @@ import temporalio.activity
 import temporalio.api.common.v1
 import temporalio.client
 import temporalio.converter
+import temporalio.exceptions
 import temporalio.worker
 import temporalio.workflow
 
@@ -29,6 +30,7 @@ from sluice.temporal.tenant_context import (
 )
 
 Headers = Mapping[str, temporalio.api.common.v1.Payload]
+_log = structlog.get_logger(__name__)
 
 
 def _encode(tenant_id: str) -> temporalio.api.common.v1.Payload:
@@ -113,6 +115,20 @@ def _bind_activity_logs(tenant_id: str | None) -> None:
     )
 
 
+MAX_FAILURE_MESSAGE = 500
+"""Characters of an activity error kept in history; the full traceback goes to the log."""
+
+
+def short_failure(error: Exception) -> temporalio.exceptions.ApplicationError:
+    """The error as history should hold it: its type (what retry policies match on) and a
+    short message, without the chained stack traces that made the Web UI say "Failure
+    exceeds size limit" instead of showing the error."""
+    message = str(error) or type(error).__name__
+    if len(message) > MAX_FAILURE_MESSAGE:
+        message = message[: MAX_FAILURE_MESSAGE - 1] + "…"
+    return temporalio.exceptions.ApplicationError(message, type=type(error).__name__)
+
+
 class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
     async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
         tenant = _decode(input.headers)
@@ -120,6 +136,13 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
         _bind_activity_logs(tenant)
         try:
             return await super().execute_activity(input)
+        except (temporalio.exceptions.ApplicationError, temporalio.exceptions.CancelledError):
+            raise
+        except Exception as error:
+            if temporalio.activity.is_cancelled():
+                raise
+            _log.warning("activity failed", error=repr(error)[:2000], exc_info=True)
+            raise short_failure(error) from None
         finally:
             _current_tenant.reset(token)
             structlog.contextvars.clear_contextvars()

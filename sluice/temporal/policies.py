@@ -2,8 +2,18 @@
 
 These replace the time limits the seed's Celery thread pools silently lost:
 ``start_to_close`` bounds a single try, ``heartbeat`` notices a hung worker or
-connector within seconds, retries are bounded, and the error types named in
-:mod:`sluice.errors` are never retried.
+connector within seconds, and the error types named in :mod:`sluice.errors` are
+never retried.
+
+Two kinds of retry budget, on purpose:
+
+* work that touches infrastructure (Postgres, the embedding service, the source)
+  retries without an attempt limit inside a **schedule-to-close budget**, so an
+  outage of several minutes is ridden out instead of burning five retries in
+  fifteen seconds (that is how a database restart used to lose documents);
+* bookkeeping (attempt rows, cc-pair status, cleanup) retries until it succeeds,
+  bounded only by a day: the long-lived connector workflow must never fail
+  because Postgres was down.
 """
 
 from __future__ import annotations
@@ -20,20 +30,26 @@ from sluice.queues import TaskQueue
 
 @dataclass(frozen=True)
 class ActivityPolicy:
-    """Where an activity runs and how long it may take; ``options()`` feeds execute_activity."""
+    """Where an activity runs and how long it may take; ``options()`` feeds execute_activity.
+
+    ``maximum_attempts=0`` means "no attempt limit": the ``schedule_to_close`` budget
+    is then what ends the retries.
+    """
 
     task_queue: TaskQueue
     start_to_close: timedelta
     heartbeat: timedelta | None
     maximum_attempts: int
+    schedule_to_close: timedelta | None = None
     initial_interval: timedelta = timedelta(seconds=1)
-    maximum_interval: timedelta = timedelta(seconds=60)
+    maximum_interval: timedelta = timedelta(seconds=30)
 
     def options(self, **overrides: Any) -> dict[str, Any]:
         policy = replace(self, **overrides) if overrides else self
         return {
             "task_queue": policy.task_queue.value,
             "start_to_close_timeout": policy.start_to_close,
+            "schedule_to_close_timeout": policy.schedule_to_close,
             "heartbeat_timeout": policy.heartbeat,
             "retry_policy": RetryPolicy(
                 initial_interval=policy.initial_interval,
@@ -47,35 +63,52 @@ class ActivityPolicy:
 
 FETCH_DOCUMENTS = ActivityPolicy(
     task_queue=TaskQueue.CONNECTOR_DOC_FETCHING,
-    start_to_close=timedelta(hours=2),
-    heartbeat=timedelta(seconds=60),
-    maximum_attempts=5,
+    start_to_close=timedelta(hours=1),
+    heartbeat=timedelta(seconds=20),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=1),
 )
-"""Runs a connector for a bounded number of batches, heartbeating per document."""
+"""Runs a connector for a bounded number of batches (and at most ``fetch_max_seconds``),
+heartbeating per document; a retry resumes from the last heartbeat."""
 
 PROCESS_BATCH = ActivityPolicy(
     task_queue=TaskQueue.DOCPROCESSING,
     start_to_close=timedelta(minutes=30),
-    heartbeat=timedelta(seconds=120),
-    maximum_attempts=5,
+    heartbeat=timedelta(seconds=20),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=1),
 )
-"""Chunk, embed and write one staged batch; idempotent, so retries are safe."""
+"""Chunk, embed and write one staged batch, heartbeating inside every stage; idempotent,
+so retries are safe. A batch that exhausts its budget is retried by the next attempt."""
 
 ATTEMPT_BOOKKEEPING = ActivityPolicy(
     task_queue=TaskQueue.CONNECTOR_DOC_FETCHING,
     start_to_close=timedelta(seconds=30),
     heartbeat=None,
-    maximum_attempts=10,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(days=1),
+    maximum_interval=timedelta(seconds=30),
 )
-"""Short writes of index-attempt and cc-pair rows."""
+"""Short, idempotent writes of index-attempt and cc-pair rows: retried until they succeed."""
 
 STAGED_BATCH_CLEANUP = ActivityPolicy(
     task_queue=TaskQueue.CHECKPOINT_CLEANUP,
     start_to_close=timedelta(minutes=5),
     heartbeat=None,
-    maximum_attempts=10,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(days=1),
+    maximum_interval=timedelta(seconds=30),
 )
 """Delete a finished run's staged batches (the seed's checkpoint cleanup)."""
 
+BOOKKEEPING_STUCK_AFTER = timedelta(seconds=60)
+"""A bookkeeping call still retrying after this long marks the connector ``stuck``
+(the SluiceState search attribute, and a warning in the worker log)."""
+
 WORKER_GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 """How long running activities may finish after a worker is told to stop (deploys)."""
+
+MAX_HEARTBEAT_THROTTLE = timedelta(seconds=2)
+"""Workers send a heartbeat at most this long after the activity reported one, so the
+server's view is never more than two seconds behind: a hang is noticed within its
+heartbeat timeout (not 1.8×), and cancellation (pause) reaches an activity in seconds."""
