@@ -423,7 +423,8 @@ async def test_filesystem_corpus_is_searchable_and_incremental(
     assert rows[1]["docs_skipped"] == rows[1]["docs_fetched"] - 1
     content = await fetchval(
         tenant,
-        "SELECT string_agg(content, ' ') FROM chunk WHERE document_id = 'file:guide/tenants.md'",
+        "SELECT string_agg(content, ' ') FROM chunk WHERE document_id = $1",
+        f"file://{tmp_path.resolve()}/guide/tenants.md",  # IDs carry the resolved folder
     )
     assert "one per tenant" in content
 

@@ -41,6 +41,11 @@ async def ids_of(iterator: AsyncIterator[str]) -> list[str]:
     return [item async for item in iterator]
 
 
+def fid(root: Path, rel: str) -> str:
+    """A filesystem document's ID: the resolved root folder, then the relative path."""
+    return f"file://{os.path.realpath(root)}/{rel}"
+
+
 def emitted_ids(outputs: list[ConnectorOutput]) -> list[str | None]:
     return [
         o.document.id if o.document is not None else o.failure.document_id if o.failure else None
@@ -94,7 +99,12 @@ def fs(path: Path, **overrides: object) -> FilesystemConnector:
 async def test_filesystem_sorted_order_and_done_flag(tree: Path) -> None:
     outputs = await collect(fs(tree))
     # plain string order of POSIX paths: "b.txt" < "b/c.txt" because "." < "/"
-    assert emitted_ids(outputs) == ["file:a.md", "file:b.txt", "file:b/c.txt", "file:z.html"]
+    assert emitted_ids(outputs) == [
+        fid(tree, "a.md"),
+        fid(tree, "b.txt"),
+        fid(tree, "b/c.txt"),
+        fid(tree, "z.html"),
+    ]
     assert [o.checkpoint.cursor for o in outputs] == ["a.md", "b.txt", "b/c.txt", "z.html"]
     assert all(o.kind == "document" for o in outputs)
     assert_done_only_at_end(outputs)
@@ -116,7 +126,7 @@ async def test_filesystem_incremental_since_uses_mtime_with_overlap(tree: Path) 
     future = now + 7200
     os.utime(tree / "b.txt", (future, future))
     outputs = await collect(fs(tree), Checkpoint(since=since))
-    assert emitted_ids(outputs) == ["file:b.txt"]
+    assert emitted_ids(outputs) == [fid(tree, "b.txt")]
     assert outputs[0].checkpoint.since == since and outputs[0].checkpoint.done
     # the 60 s overlap: changed 30 s before `since` still counts
     os.utime(tree / "b.txt", (future - 30, future - 30))
@@ -129,28 +139,28 @@ async def test_filesystem_titles_sections_and_metadata(tree: Path) -> None:
     write(tree, "front.md", "---\ntitle: From Front Matter\n---\nbody only\n")
     docs = {o.document.id: o.document for o in await collect(fs(tree)) if o.document}
 
-    md = docs["file:a.md"]
+    md = docs[fid(tree, "a.md")]
     assert md.semantic_identifier == "Alpha Title"
     assert [s.text.splitlines()[0] for s in md.sections] == ["# Alpha Title", "## Part two"]
     assert md.metadata == {"path": "a.md", "extension": ".md"}
     assert md.link is not None and md.link.startswith("file://")
     assert md.updated_at is not None and md.updated_at.tzinfo is not None
 
-    html = docs["file:z.html"]
+    html = docs[fid(tree, "z.html")]
     assert html.semantic_identifier == "Zed Page"
     assert "Hello & welcome" in html.text
     assert "secret" not in html.text and "color" not in html.text
     assert [s.text for s in html.sections] == ["Heading\nHello & welcome", "More\nsecond part"]
 
-    rst = docs["file:doc.rst"]
+    rst = docs[fid(tree, "doc.rst")]
     assert rst.semantic_identifier == "RST Doc"
     assert len(rst.sections) == 2 and rst.sections[1].text.startswith("Usage")
 
-    assert docs["file:notitle.md"].semantic_identifier == "notitle.md"
-    assert len(docs["file:notitle.md"].sections) == 1  # heading inside a code fence
-    assert docs["file:front.md"].semantic_identifier == "From Front Matter"
-    assert docs["file:b.txt"].semantic_identifier == "b.txt"
-    assert docs["file:b.txt"].sections[0].text == "plain text file"
+    assert docs[fid(tree, "notitle.md")].semantic_identifier == "notitle.md"
+    assert len(docs[fid(tree, "notitle.md")].sections) == 1  # heading inside a code fence
+    assert docs[fid(tree, "front.md")].semantic_identifier == "From Front Matter"
+    assert docs[fid(tree, "b.txt")].semantic_identifier == "b.txt"
+    assert docs[fid(tree, "b.txt")].sections[0].text == "plain text file"
 
 
 async def test_filesystem_undecodable_file_is_a_failure_and_run_continues(tree: Path) -> None:
@@ -158,10 +168,10 @@ async def test_filesystem_undecodable_file_is_a_failure_and_run_continues(tree: 
     write(tree, "binary.md", "nul\x00byte")
     outputs = await collect(fs(tree))
     failures = {o.failure.document_id: o.failure for o in outputs if o.failure}
-    assert set(failures) == {"file:bad.txt", "file:binary.md"}
-    assert "UTF-8" in failures["file:bad.txt"].message
-    assert failures["file:bad.txt"].document_link is not None
-    assert "NUL" in failures["file:binary.md"].message
+    assert set(failures) == {fid(tree, "bad.txt"), fid(tree, "binary.md")}
+    assert "UTF-8" in failures[fid(tree, "bad.txt")].message
+    assert failures[fid(tree, "bad.txt")].document_link is not None
+    assert "NUL" in failures[fid(tree, "binary.md")].message
     assert sum(o.kind == "document" for o in outputs) == 4
     assert_done_only_at_end(outputs)
 
@@ -181,7 +191,7 @@ async def test_filesystem_unreadable_file_is_a_failure(tree: Path) -> None:
     finally:
         locked.chmod(0o644)
     [failure] = [o.failure for o in outputs if o.failure]
-    assert failure.document_id == "file:locked.txt" and "cannot read" in failure.message
+    assert failure.document_id == fid(tree, "locked.txt") and "cannot read" in failure.message
 
 
 async def test_filesystem_acl_from_owner_group_and_world_bit(tmp_path: Path) -> None:
@@ -193,19 +203,19 @@ async def test_filesystem_acl_from_owner_group_and_world_bit(tmp_path: Path) -> 
     docs = {o.document.id: o.document for o in await collect(fs(tmp_path)) if o.document}
     owner = f"user:{pwd.getpwuid(os.getuid()).pw_name}"
     group = f"group:{grp.getgrgid(os.getgid()).gr_name}"
-    assert docs["file:open.txt"].acl == [owner, group, "public"]
-    assert docs["file:private.txt"].acl == [owner, group]
+    assert docs[fid(tmp_path, "open.txt")].acl == [owner, group, "public"]
+    assert docs[fid(tmp_path, "private.txt")].acl == [owner, group]
 
 
 async def test_filesystem_extensions_and_exclude_config(tree: Path) -> None:
     connector = fs(tree, extensions=["TXT"], exclude=["b"])
     assert connector.config.extensions == [".txt"]
     # exclude replaces the defaults, so .git is walked again; "b" prunes the folder only
-    assert await ids_of(connector.list_ids()) == ["file:.git/config.txt", "file:b.txt"]
+    assert await ids_of(connector.list_ids()) == [fid(tree, ".git/config.txt"), fid(tree, "b.txt")]
     connector = fs(tree, extensions=["md"], exclude=[])
     assert await ids_of(connector.list_ids()) == [
-        "file:a.md",
-        "file:node_modules/pkg/readme.md",
+        fid(tree, "a.md"),
+        fid(tree, "node_modules/pkg/readme.md"),
     ]
 
 
@@ -595,7 +605,7 @@ async def test_filesystem_skips_symlinks_leading_out_of_the_tree(tmp_path: Path)
     write(root, "real.txt", "inside")
     (root / "inner-link.txt").symlink_to(root / "real.txt")
     (root / "escape.txt").symlink_to(outside)
-    assert await ids_of(fs(root).list_ids()) == ["file:inner-link.txt", "file:real.txt"]
+    assert await ids_of(fs(root).list_ids()) == [fid(root, "inner-link.txt"), fid(root, "real.txt")]
 
 
 async def test_web_declared_and_unknown_charsets(site: tuple[str, list[str]]) -> None:

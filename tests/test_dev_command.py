@@ -121,7 +121,7 @@ def test_dev_indexes_a_corpus_then_reuses_its_data(tmp_path: Path) -> None:
     assert "success" in out
     assert "the demo connector's index holds 3 documents" in out
     assert any(title in out for title in TITLES), out
-    assert "file:resume.md" in out
+    assert f"file://{corpus.resolve()}/resume.md" in out
     assert "stopped." in out
     assert not (tmp_path / ".sluice" / "dev.env").exists(), "dev.env left behind"
     for service in ("postgres", "redis", "temporal"):

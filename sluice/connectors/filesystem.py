@@ -3,6 +3,10 @@
 Files are visited in sorted order of their relative POSIX path, so the checkpoint cursor is
 just the last path emitted and resuming means "skip every path <= cursor": no frontier to
 store, and new files that sort before the cursor are picked up by the next pass.
+
+Document IDs are ``file://<resolved root>/<relative path>``: the root makes them unique per
+folder, so two connectors whose folders hold the same relative path never share a row, and
+two connectors over the same folder (however it is spelled) do.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class _Entry:
 
     rel: str
     abs_path: str
+    doc_id: str
     changed: float | None = None
     error: str | None = None
 
@@ -91,6 +96,15 @@ class FilesystemConnector(Connector[FilesystemConfig]):
     @property
     def root(self) -> str:
         return os.path.abspath(os.path.expanduser(self.config.path))
+
+    @property
+    def id_prefix(self) -> str:
+        """``file://<root>/`` with symlinks resolved: what every document ID starts with."""
+        return document_id_prefix(self.config.path)
+
+    def document_id(self, rel: str) -> str:
+        """The ID of the file at ``rel`` (relative POSIX path): used by load and list_ids."""
+        return self.id_prefix + rel
 
     def validate_source(self) -> None:
         root = self.root
@@ -114,6 +128,7 @@ class FilesystemConnector(Connector[FilesystemConfig]):
             raise ConnectorConfigError(f"connector config field 'path': {root} is not a directory")
         extensions = tuple(self.config.extensions)
         real_root = os.path.realpath(root)
+        id_prefix = self.id_prefix
         entries: list[_Entry] = []
         for dirpath, dirnames, filenames in os.walk(root):
             rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
@@ -131,11 +146,13 @@ class FilesystemConnector(Connector[FilesystemConfig]):
                 try:
                     st = os.stat(full)
                 except OSError as exc:
-                    entries.append(_Entry(rel, full, error=f"cannot stat file: {exc.strerror}"))
+                    error = f"cannot stat file: {exc.strerror}"
+                    entries.append(_Entry(rel, full, id_prefix + rel, error=error))
                     continue
                 if stat.S_ISREG(st.st_mode):  # never open FIFOs, sockets or devices
                     # ctime too: a chmod (ACL change) or a move must be re-indexed.
-                    entries.append(_Entry(rel, full, changed=max(st.st_mtime, st.st_ctime)))
+                    changed = max(st.st_mtime, st.st_ctime)
+                    entries.append(_Entry(rel, full, id_prefix + rel, changed=changed))
         entries.sort(key=lambda e: e.rel)
         return entries
 
@@ -168,11 +185,11 @@ class FilesystemConnector(Connector[FilesystemConfig]):
 
     async def list_ids(self) -> AsyncIterator[str]:
         for entry in await asyncio.to_thread(self._scan):
-            yield f"file:{entry.rel}"
+            yield entry.doc_id
 
     def _read(self, entry: _Entry) -> Document | DocumentFailure:
         """Read and parse one file (blocking; run in a thread). Problems become failures."""
-        doc_id = f"file:{entry.rel}"
+        doc_id = entry.doc_id
         link = Path(entry.abs_path).as_uri()
 
         def fail(message: str) -> DocumentFailure:
@@ -216,6 +233,16 @@ class FilesystemConnector(Connector[FilesystemConfig]):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def document_id_prefix(path: str) -> str:
+    """``file://`` + the folder's absolute path with symlinks resolved + ``/``.
+
+    Unencoded (unlike the ``file://`` link), so IDs stay readable. Migration 0003 computes
+    the same prefix for rows written before IDs carried the folder; keep the two in step.
+    """
+    root = os.path.realpath(os.path.expanduser(path)).replace(os.sep, "/")
+    return f"file://{root.rstrip('/')}/"
 
 
 def _inside(path: str, root: str) -> bool:

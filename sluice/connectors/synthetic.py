@@ -73,6 +73,14 @@ class SyntheticConfig(ConnectorConfig):
     count: int = Field(default=100, ge=0, description="Number of positions (documents).")
     size_bytes: int = Field(default=2000, ge=1, description="Approximate text size per document.")
     seed: int = Field(default=0, description="Different seeds give disjoint ID spaces.")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Names this source instance: its IDs are syn:<name>:<seed>:<position>, "
+        "disjoint from every other name's. Unset: syn:<seed>:<position>, as before.",
+    )
     delay_ms: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     fail_every: int | None = Field(default=None, ge=1, description="Every k-th doc fails.")
     hang_at: int | None = Field(default=None, ge=0, description="Position that hangs.")
@@ -144,16 +152,26 @@ def synthetic_paragraphs(seed: int, position: int, version: int, size_bytes: int
 
 
 class SyntheticConnector(Connector[SyntheticConfig]):
-    """Deterministic documents ``syn:<seed>:<position>``; checkpoint cursor = next position."""
+    """Deterministic documents ``syn:[<name>:]<seed>:<position>``; cursor = next position.
+
+    The source instance is identified by ``(name, seed)``: two connectors with the same
+    pair describe the same documents and share their rows; any other pair never collides.
+    """
 
     source: ClassVar[str] = "synthetic"
     config_model: ClassVar[type[ConnectorConfig]] = SyntheticConfig
+
+    @property
+    def id_prefix(self) -> str:
+        """``syn:<seed>:``, or ``syn:<name>:<seed>:`` for a named instance."""
+        cfg = self.config
+        return f"syn:{cfg.seed}:" if cfg.name is None else f"syn:{cfg.name}:{cfg.seed}:"
 
     def document_id(self, position: int) -> str:
         """The ID emitted at ``position``: a duplicate position reuses the previous one."""
         if self._is_duplicate(position):
             position -= 1
-        return f"syn:{self.config.seed}:{position}"
+        return f"{self.id_prefix}{position}"
 
     def _is_duplicate(self, position: int) -> bool:
         every = self.config.duplicate_every
@@ -175,17 +193,21 @@ class SyntheticConnector(Connector[SyntheticConfig]):
             {
                 "id": doc_id,
                 "source": self.source,
-                "semantic_identifier": f"Synthetic document {cfg.seed}:{position}",
+                "semantic_identifier": f"Synthetic document {self.id_prefix[4:]}{position}",
                 "sections": [{"text": paragraph} for paragraph in paragraphs],
-                "metadata": {
-                    "seed": str(cfg.seed),
-                    "position": str(position),
-                    "version": str(cfg.version),
-                },
+                "metadata": self._metadata(position),
                 "acl": ["public"],
                 "updated_at": BASE_UPDATED_AT + timedelta(days=cfg.version),
             }
         )
+
+    def _metadata(self, position: int) -> dict[str, str | list[str]]:
+        cfg = self.config
+        metadata: dict[str, str | list[str]] = {"seed": str(cfg.seed)}
+        if cfg.name is not None:  # only when set: unnamed documents keep their content hash
+            metadata["name"] = cfg.name
+        metadata.update(position=str(position), version=str(cfg.version))
+        return metadata
 
     async def load(self, checkpoint: Checkpoint) -> AsyncIterator[ConnectorOutput]:
         """Positions from the cursor on; ``since`` is ignored (content hashes skip repeats)."""
