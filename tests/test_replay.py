@@ -1,0 +1,167 @@
+"""Safe deploys of long-lived workflows: committed histories replay against today's code.
+
+Connector workflows sit for hours in the same code path (idle on a timer, paused,
+mid-attempt). A deploy whose workflow code issues different commands for an
+existing history breaks every one of them at once. So histories of representative
+runs are recorded once and **committed** under ``tests/histories/``; this module
+replays each against the current code. A change to a running code path must be
+guarded with ``workflow.patched`` (docs/architecture.md, "Changing workflow code"),
+or these tests fail.
+
+Re-recording (only when a patch has been retired on purpose):
+``SLUICE_RECORD_HISTORIES=1 uv run pytest tests/test_replay.py -k record``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from sluice import connector_ops
+from sluice.indexing.models import RunState, RunTuning
+from sluice.temporal.interceptor import TenantInterceptor
+from tests.support import FAST, eventually, running_workers
+from tests.unguarded_change import UnguardedChange
+from workflows.connector import ConnectorWorkflow, connector_workflow_id
+
+HISTORIES = Path(__file__).parent / "histories"
+SCENARIOS = (
+    "attempt_completed",
+    "idle_on_timer",
+    "mid_attempt",
+    "paused",
+    "continued_as_new_mid_attempt",
+    "canceled",
+)
+
+
+def replayer(*workflows: type) -> Replayer:
+    return Replayer(
+        workflows=list(workflows) or [ConnectorWorkflow],
+        data_converter=pydantic_data_converter,
+        interceptors=[TenantInterceptor()],
+    )
+
+
+def committed(name: str) -> WorkflowHistory:
+    path = HISTORIES / f"{name}.json"
+    return WorkflowHistory.from_json(f"recorded/{name}", path.read_text())
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_committed_history_replays(name: str) -> None:
+    result = await replayer().replay_workflow(committed(name), raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{name}: {result.replay_failure}"
+
+
+async def test_an_unguarded_change_is_caught() -> None:
+    failures = []
+    for name in SCENARIOS:
+        result = await replayer(UnguardedChange).replay_workflow(
+            committed(name), raise_on_replay_failure=False
+        )
+        failures.append(result.replay_failure)
+    assert all(failure is not None for failure in failures), failures
+    assert "nondeterminism" in str(failures[0]).lower() or "Nondeterminism" in repr(failures[0])
+
+
+# --- recording (run on purpose, never in CI) ------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SLUICE_RECORD_HISTORIES"), reason="set SLUICE_RECORD_HISTORIES=1"
+)
+async def test_record_histories(dev_env: WorkflowEnvironment, tenant: str) -> None:
+    client = dev_env.client
+    HISTORIES.mkdir(exist_ok=True)
+    async with running_workers(client):
+        await _record_idle(client, tenant)
+        await _record_mid_attempt_and_paused(client, tenant)
+        await _record_continue_as_new(client, tenant)
+        await _record_canceled(client, tenant)
+
+
+async def _save(handle: WorkflowHandle[object, object], name: str) -> None:
+    history = await handle.fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+async def _runs(client: Client, workflow_id: str) -> list[str]:
+    found = [wf async for wf in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    return [wf.run_id for wf in sorted(found, key=lambda wf: wf.start_time)]
+
+
+async def _add(client: Client, tenant: str, tuning: RunTuning = FAST, **config: object) -> int:
+    pair = await connector_ops.add_connector(
+        client,
+        tenant,
+        name="recorded",
+        source="synthetic",
+        config={"size_bytes": 400, **config},
+        refresh_interval_seconds=3600,
+        tuning=tuning,
+    )
+    return pair.id
+
+
+async def _record_idle(client: Client, tenant: str) -> None:
+    cc = await _add(client, tenant, count=25, fail_every=9)
+    await connector_ops.wait_for_attempts(client, tenant, cc, 1, timeout=60)
+    wid = connector_workflow_id(tenant, cc)
+    await eventually(lambda: _state_is(client, tenant, cc, RunState.IDLE))
+    first, *_, last = await _runs(client, wid)
+    await _save(client.get_workflow_handle(wid, run_id=first), "attempt_completed")
+    await _save(client.get_workflow_handle(wid, run_id=last), "idle_on_timer")
+
+
+async def _record_mid_attempt_and_paused(client: Client, tenant: str) -> None:
+    cc = await _add(client, tenant, count=400, delay_ms=20)
+    handle = connector_ops.handle(client, tenant, cc)
+    await eventually(lambda: _indexed_at_least(client, tenant, cc, 40), timeout=60)
+    await _save(handle, "mid_attempt")
+    await connector_ops.send(client, tenant, cc, "pause")
+    await eventually(lambda: _state_is(client, tenant, cc, RunState.PAUSED), timeout=60)
+    await _save(handle, "paused")
+
+
+async def _record_continue_as_new(client: Client, tenant: str) -> None:
+    tuning = FAST.model_copy(update={"batches_per_fetch": 1, "batches_before_continue_as_new": 2})
+    cc = await _add(client, tenant, tuning=tuning, count=60)
+    await connector_ops.wait_for_attempts(client, tenant, cc, 1, timeout=90)
+    wid = connector_workflow_id(tenant, cc)
+    runs = await _runs(client, wid)
+    assert len(runs) >= 3
+    await _save(client.get_workflow_handle(wid, run_id=runs[1]), "continued_as_new_mid_attempt")
+
+
+async def _record_canceled(client: Client, tenant: str) -> None:
+    cc = await _add(client, tenant, count=300, delay_ms=10)
+    handle = connector_ops.handle(client, tenant, cc)
+    await eventually(lambda: _indexed_at_least(client, tenant, cc, 20), timeout=60)
+    await handle.cancel()
+    with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError(cause=CancelledError)
+        await handle.result()
+    await asyncio.sleep(0.5)
+    await _save(handle, "canceled")
+
+
+async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:
+    try:
+        return (await connector_ops.progress(client, tenant, cc)).state == state
+    except Exception:
+        return False
+
+
+async def _indexed_at_least(client: Client, tenant: str, cc: int, docs: int) -> bool:
+    try:
+        progress = await connector_ops.progress(client, tenant, cc)
+    except Exception:
+        return False
+    return progress.counts.docs_indexed >= docs
