@@ -2,11 +2,14 @@
 
 Every one of them is idempotent and retried until it succeeds (bounded by a day,
 see :data:`sluice.temporal.policies.ATTEMPT_BOOKKEEPING`), so a database outage
-pauses a connector workflow instead of failing it.
+pauses a connector workflow instead of failing it. While a call is still retrying
+after :data:`~sluice.temporal.policies.BOOKKEEPING_STUCK_AFTER`, the caller is told
+(the connector shows ``stuck`` in the Web UI) and a warning is logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -18,6 +21,10 @@ with workflow.unsafe.imports_passed_through():
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
+STUCK_ALERT_PATCH = "bookkeeping-stuck-alert"
+"""Added after histories were committed: the alert's timer is a new command, so runs
+recorded without it must replay without it (tests/test_replay.py)."""
+
 
 async def bookkeeping(
     activity: Callable[[ArgT], Awaitable[ResultT]],
@@ -25,6 +32,32 @@ async def bookkeeping(
     *,
     summary: str,
     policy: policies.ActivityPolicy = policies.ATTEMPT_BOOKKEEPING,
+    on_stuck: Callable[[bool], None] | None = None,
 ) -> ResultT:
-    """Run a bookkeeping activity with its never-give-up policy."""
-    return await workflow.execute_activity(activity, arg, **policy.options(), summary=summary)
+    """Run a bookkeeping activity with its never-give-up policy; ``on_stuck(True)`` while
+    it has been retrying for a while, ``on_stuck(False)`` once it got through."""
+    call = workflow.execute_activity(activity, arg, **policy.options(), summary=summary)
+    if on_stuck is None or not workflow.patched(STUCK_ALERT_PATCH):
+        return await call
+    task = asyncio.ensure_future(call)
+    try:
+        await workflow.wait_condition(
+            task.done,
+            timeout=policies.BOOKKEEPING_STUCK_AFTER,
+            timeout_summary=f"alert if still retrying: {summary}",
+        )
+    except TimeoutError:
+        workflow.logger.warning(
+            "bookkeeping still retrying after %ss (is Postgres reachable?): %s",
+            policies.BOOKKEEPING_STUCK_AFTER.total_seconds(),
+            summary,
+        )
+        on_stuck(True)
+        try:
+            return await task
+        finally:
+            on_stuck(False)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    return task.result()

@@ -25,6 +25,7 @@ Signals: ``index_now``, ``pause``, ``resume``, ``cancel_run``. Query: ``progress
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import NoReturn
 
@@ -57,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from sluice.temporal import policies, search
     from workflows.attempt import INVALIDATING_ERRORS, AttemptPipeline, error_text
-    from workflows.bookkeeping import bookkeeping
+    from workflows.bookkeeping import ArgT, ResultT, bookkeeping
 
 UNEXPECTED_ERROR_BACKOFF = (60, 3600)
 """Seconds before a run that hit an unexpected error continues-as-new (doubling, capped)."""
@@ -79,6 +80,7 @@ class ConnectorWorkflow:
         self.in_flight = 0
         self.cancel_requested = False
         self.next_run_at: float | None = None
+        self._state_before_stuck: RunState | None = None
 
     # --- signals and queries ----------------------------------------------------------
 
@@ -242,7 +244,7 @@ class ConnectorWorkflow:
         ).value
         if wanted == s.db_status:
             return
-        await bookkeeping(
+        await self._book(
             set_cc_pair_status,
             CcPairStatusUpdate(
                 cc_pair_id=self.input.cc_pair_id,
@@ -263,7 +265,7 @@ class ConnectorWorkflow:
         if s.checkpoint.cursor is None:
             s.pass_started_at = workflow.now().timestamp()
         info = workflow.info()
-        started: StartedAttempt = await bookkeeping(
+        started: StartedAttempt = await self._book(
             start_index_attempt,
             StartAttemptRequest(
                 cc_pair_id=self.input.cc_pair_id,
@@ -293,7 +295,7 @@ class ConnectorWorkflow:
         assert s.attempt is not None and s.ending is not None
         attempt, outcome = s.attempt, s.ending
         status = AttemptStatus(outcome.status)
-        await bookkeeping(
+        await self._book(
             finish_index_attempt,
             FinishAttemptRequest(
                 cc_pair_id=self.input.cc_pair_id,
@@ -306,7 +308,7 @@ class ConnectorWorkflow:
             summary=f"finish attempt {attempt.attempt_id}: {status.value}",
         )
         keep = [ref.batch_id for ref in outcome.retry]
-        await bookkeeping(
+        await self._book(
             delete_staged_batches,
             CleanupRequest(attempt_id=attempt.attempt_id, keep=keep),
             policy=policies.STAGED_BATCH_CLEANUP,
@@ -351,7 +353,7 @@ class ConnectorWorkflow:
             reason = (
                 error if invalid else f"{s.consecutive_failures} failed attempts in a row: {error}"
             )
-            await bookkeeping(
+            await self._book(
                 set_cc_pair_status,
                 CcPairStatusUpdate(
                     cc_pair_id=self.input.cc_pair_id,
@@ -363,6 +365,26 @@ class ConnectorWorkflow:
             )
 
     # --- helpers ----------------------------------------------------------------------
+
+    async def _book(
+        self,
+        activity: Callable[[ArgT], Awaitable[ResultT]],
+        arg: ArgT,
+        *,
+        summary: str,
+        policy: policies.ActivityPolicy = policies.ATTEMPT_BOOKKEEPING,
+    ) -> ResultT:
+        """A bookkeeping write that never gives up; the connector shows ``stuck`` meanwhile."""
+        return await bookkeeping(
+            activity, arg, summary=summary, policy=policy, on_stuck=self._mark_stuck
+        )
+
+    def _mark_stuck(self, stuck: bool) -> None:
+        if stuck:
+            self._state_before_stuck = self.state
+            self._set_state(RunState.STUCK)
+        elif self.state is RunState.STUCK:
+            self._set_state(self._state_before_stuck or RunState.IDLE)
 
     def _set_state(self, state: RunState) -> None:
         if state != self.state:
