@@ -4,18 +4,16 @@ Starts (or uses, where a URL is set) Temporal with its Web UI, PostgreSQL with
 pgvector and Redis; migrates the default tenant; starts the workers of the
 deployment mode; adds a filesystem connector over a real corpus and indexes it;
 then prints where to look and keeps running until Ctrl-C, which stops every
-child process, workers first.
+child process, workers first. Meanwhile it supervises the workers: one that dies
+is reported and restarted (see :mod:`sluice.supervise`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,9 +23,10 @@ from rich.console import Console
 from sluice.cli.common import fail
 from sluice.config import DEV_ENV_FILE, Settings, load_settings
 from sluice.errors import SluiceError
+from sluice.supervise import Worker, stop_workers, supervise, wait_ready
 
 if TYPE_CHECKING:
-    pass
+    from sluice.devstack import DevStack
 
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,37 +67,7 @@ def dev(
             temporal_address=s.temporal_address,
             namespace=s.temporal_namespace,
         ) as stack:
-            for note in stack.notes:
-                console.print(f"[yellow]note:[/] {note}")
-            os.environ.update(stack.env)
-            env_file = Path(DEV_ENV_FILE)
-            _write_env_file(env_file, stack.env)
-            from sluice.config import get_settings
-
-            get_settings.cache_clear()
-            s = get_settings()
-            console.print(
-                f"services up in {time.monotonic() - started:.1f}s: Temporal {s.temporal_address}, "
-                f"Postgres {s.database_url}, Redis {s.redis_url}"
-            )
-            workers = _start_workers(stack.data_dir, stack.env)
-            try:
-                asyncio.run(_prepare(s.default_tenant))
-                _wait_ready(workers)
-                console.print(
-                    f"workers ready ({', '.join(workers)}) in {time.monotonic() - started:.1f}s "
-                    f"since start; logs in {stack.data_dir / 'logs'}"
-                )
-                if demo:
-                    asyncio.run(_demo(s.default_tenant, corpus))
-                _print_next_steps(stack.ui_url, s.default_tenant)
-                if not exit_after_demo:
-                    _wait_for_ctrl_c()
-            finally:
-                console.print("stopping workers...")
-                _stop_workers(workers)
-                env_file.unlink(missing_ok=True)
-                console.print("stopping services...")
+            _run(stack, started, corpus if demo else None, exit_after_demo)
     except SluiceError as exc:
         raise fail(str(exc)) from None
     except RPCError as exc:
@@ -108,6 +77,58 @@ def dev(
             f"see the worker logs in {s.sluice_data_dir.resolve() / 'logs'}"
         ) from None
     console.print("stopped.")
+
+
+def _run(stack: DevStack, started: float, corpus: Path | None, exit_after_demo: bool) -> None:
+    """With the services up: workers, migrations, the demo, then supervise until Ctrl-C.
+
+    Workers are stopped (gracefully) before this returns, so the services they use are
+    still there while they drain.
+    """
+    from sluice.config import get_settings
+
+    for note in stack.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    os.environ.update(stack.env)
+    env_file = Path(DEV_ENV_FILE)
+    _write_env_file(env_file, stack.env)
+    get_settings.cache_clear()
+    s = get_settings()
+    console.print(
+        f"services up in {time.monotonic() - started:.1f}s: Temporal {s.temporal_address}, "
+        f"Postgres {s.database_url}, Redis {s.redis_url}"
+    )
+    workers = _workers(stack.data_dir, stack.env)
+    try:
+        for w in workers:
+            w.start()
+        asyncio.run(_prepare(s.default_tenant))
+        wait_ready(workers)
+        _print_workers(workers, time.monotonic() - started, stack.data_dir / "logs")
+        if corpus is not None:
+            asyncio.run(_demo(s.default_tenant, corpus))
+        _print_next_steps(stack.ui_url, s.default_tenant)
+        if not exit_after_demo:
+            supervise(workers, _say)
+    finally:
+        console.print("stopping workers...")
+        stop_workers(workers)
+        env_file.unlink(missing_ok=True)
+        console.print("stopping services...")
+
+
+def _say(line: str) -> None:
+    """A supervisor line: plain text (paths are not markup), never wrapped mid-path."""
+    console.print(line, markup=False, soft_wrap=True)
+
+
+def _print_workers(workers: list[Worker], took: float, logs: Path) -> None:
+    """Each worker's pid, health URL and log: what to look at when one misbehaves."""
+    names = ", ".join(w.kind for w in workers)
+    console.print(f"workers ready ({names}) in {took:.1f}s since start; logs in {logs}")
+    for w in workers:
+        _say(f"  worker {w.kind}: pid {w.pid}, health {w.readyz}, log {w.log}")
+    _say("  a worker that dies is reported here and restarted")
 
 
 def _settings_without_dev_env() -> Settings:
@@ -127,63 +148,25 @@ async def _prepare(tenant_id: str) -> None:
         await dispose_engines()
 
 
-class _Worker:
-    def __init__(self, kind: str, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.kind, self.proc, self.port, self.log = kind, proc, port, log
-
-
-def _start_workers(data_dir: Path, env: dict[str, str]) -> dict[str, _Worker]:
+def _workers(data_dir: Path, env: dict[str, str]) -> list[Worker]:
+    """One supervised worker per kind of the deployment mode, each on its own health port."""
     from sluice.config import get_settings
-    from sluice.devstack import die_with_parent, free_port
+    from sluice.devstack import free_port
     from workers.kinds import kinds_for_mode
 
-    workers: dict[str, _Worker] = {}
+    workers = []
     for kind in kinds_for_mode(get_settings().sluice_mode):
         port = free_port()
-        log = data_dir / "logs" / f"worker-{kind.name}.log"
-        out = open(log, "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sluice.cli.main", "worker", kind.name],
-            env={**os.environ, **env, "HEALTH_PORT": str(port), "LOG_FORMAT": "json"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            # Its own session (Ctrl-C reaches only `sluice dev`, which stops workers
-            # first), and SIGTERM (a graceful stop) if `sluice dev` itself is killed.
-            preexec_fn=die_with_parent(signal.SIGTERM),
+        workers.append(
+            Worker(
+                kind=kind.name,
+                argv=[sys.executable, "-m", "sluice.cli.main", "worker", kind.name],
+                env={**os.environ, **env, "HEALTH_PORT": str(port), "LOG_FORMAT": "json"},
+                port=port,
+                log=data_dir / "logs" / f"worker-{kind.name}.log",
+            )
         )
-        workers[kind.name] = _Worker(kind.name, proc, port, log)
     return workers
-
-
-def _wait_ready(workers: dict[str, _Worker], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    pending = dict(workers)
-    while pending:
-        for name, w in list(pending.items()):
-            if w.proc.poll() is not None:
-                tail = "\n".join(w.log.read_text(errors="replace").splitlines()[-10:])
-                raise SluiceError(f"worker {name} exited with {w.proc.returncode}:\n{tail}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{w.port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        del pending[name]
-            except OSError:
-                pass
-        if time.monotonic() > deadline:
-            raise SluiceError(f"workers not ready after {timeout:.0f}s: {', '.join(pending)}")
-        time.sleep(0.2)
-
-
-def _stop_workers(workers: dict[str, _Worker]) -> None:
-    for w in workers.values():
-        if w.proc.poll() is None:
-            w.proc.send_signal(signal.SIGTERM)
-    for w in workers.values():
-        try:
-            w.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            w.proc.kill()
 
 
 async def _demo(tenant_id: str, corpus: Path) -> None:
@@ -251,16 +234,6 @@ def _print_next_steps(ui_url: str | None, tenant_id: str) -> None:
         f"--address {os.environ.get('TEMPORAL_ADDRESS', '127.0.0.1:7233')}"
     )
     console.print("Ctrl-C stops everything.")
-
-
-def _wait_for_ctrl_c() -> None:
-    """Block until Ctrl-C or SIGTERM, without a KeyboardInterrupt tearing through cleanup."""
-    signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        signal.sigwait(signals)
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
 def _write_env_file(path: Path, env: dict[str, str]) -> None:

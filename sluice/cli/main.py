@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.command("dev")(dev.dev)
 app.command("worker")(system.worker)
+app.command("status")(system.status)
 app.command("migrate")(system.migrate)
 app.command("search")(search.search)
 app.add_typer(connector.app, name="connector")

@@ -1,14 +1,21 @@
-"""``sluice worker``, ``sluice migrate``, ``sluice temporal setup``."""
+"""``sluice worker``, ``sluice status``, ``sluice migrate``, ``sluice temporal setup``."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from sluice.cli.common import TenantOption, fail, run, settings, tenant
 from sluice.errors import SluiceError
 from sluice.logging import configure_logging
+
+if TYPE_CHECKING:
+    from sluice.status import Report
 
 temporal_app = typer.Typer(help="Temporal namespace set-up.", no_args_is_help=True)
 
@@ -34,6 +41,56 @@ def worker(
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+def status(
+    queues: list[str] | None = typer.Option(
+        None, "--queue", "-q", help="Only this task queue (repeatable; default: every queue)."
+    ),
+) -> None:
+    """Show whether Temporal, Postgres and Redis answer and which task queues are polled.
+
+    Exit code 0 when all is well, 1 when a service is down or a queue has no poller.
+    """
+    from sluice.queues import ALL_QUEUES
+    from sluice.status import collect
+
+    known = [q.value for q in ALL_QUEUES]
+    unknown = [q for q in queues or [] if q not in known]
+    if unknown:
+        raise fail(f"unknown task queue {unknown[0]!r}; expected one of: {', '.join(known)}")
+    report = run(collect(settings(), list(dict.fromkeys(queues or known))))
+    _print_report(report)
+    if not report.healthy:
+        raise typer.Exit(1)
+
+
+def _print_report(report: Report) -> None:
+    """Two tables and a verdict; every cell is plain text (errors may contain brackets)."""
+    console = Console()
+    services = Table("service", "state")
+    for svc in report.services:
+        services.add_row(svc.name, Text(svc.detail, style="green" if svc.ok else "red"))
+    console.print(services)
+    queues = Table("queue", "state", "pollers")
+    for q in report.queues:
+        pollers = sorted({*q.workflow_pollers, *q.activity_pollers})
+        queues.add_row(
+            q.queue,
+            Text(q.state, style="green" if q.polled else "red"),
+            Text(", ".join(pollers) or "-"),
+        )
+    console.print(queues)
+    down = [s.name for s in report.services if not s.ok]
+    idle = [q for q in report.queues if not q.polled and q.error is None]
+    unknown = [q for q in report.queues if q.error is not None]
+    if report.healthy:
+        console.print(f"healthy: {len(report.queues)} queues polled")
+        return
+    parts = [f"{', '.join(down)} down"] if down else []
+    parts += [f"{len(idle)} of {len(report.queues)} queues not polled"] if idle else []
+    parts += [f"{len(unknown)} queues not checked"] if unknown else []
+    console.print(Text(f"unhealthy: {'; '.join(parts)}", style="red"))
 
 
 def migrate(tenant_id: str | None = TenantOption) -> None:
