@@ -18,7 +18,7 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from sluice.ccpairs import CcPairInfo, create_cc_pair, delete_cc_pair_rows
+from sluice.ccpairs import CcPairInfo, create_cc_pair, delete_cc_pair_rows, get_cc_pair
 from sluice.indexing.models import (
     ConnectorProgress,
     ConnectorWorkflowInput,
@@ -32,9 +32,22 @@ from workflows.connector import ConnectorWorkflow, connector_workflow_id
 
 
 async def start_connector_workflow(
-    client: Client, tenant_id: str, pair: CcPairInfo, tuning: RunTuning | None = None
+    client: Client,
+    tenant_id: str,
+    pair: CcPairInfo,
+    tuning: RunTuning | None = None,
+    *,
+    index_now: IndexNowRequest | None = None,
 ) -> WorkflowHandle[ConnectorWorkflow, None]:
-    """Start the cc-pair's long-lived workflow, or return the one already running."""
+    """Start the cc-pair's long-lived workflow, or return the one already running.
+
+    With ``index_now`` this is signal-with-start: the running workflow gets the signal,
+    and a connector whose workflow is gone (terminated, failed) gets a new one that
+    first closes what the old one left open.
+    """
+    signal: dict[str, Any] = {}
+    if index_now is not None:
+        signal = {"start_signal": "index_now", "start_signal_args": [index_now]}
     with tenant_scope(tenant_id):
         return await client.start_workflow(
             ConnectorWorkflow.run,
@@ -59,6 +72,7 @@ async def start_connector_workflow(
             static_summary=f"{pair.source} connector '{pair.name}' (cc-pair {pair.id})",
             static_details=f"tenant {tenant_id}; refresh every "
             f"{pair.refresh_interval_seconds or 'never (index-now only)'} s",
+            **signal,
         )
 
 
@@ -106,10 +120,11 @@ async def progress(
 async def index_now(
     client: Client, tenant_id: str, cc_pair_id: int, from_beginning: bool = False
 ) -> None:
-    with tenant_scope(tenant_id):
-        await handle(client, tenant_id, cc_pair_id).signal(
-            ConnectorWorkflow.index_now, IndexNowRequest(from_beginning=from_beginning)
-        )
+    """Ask for an attempt now; brings the connector's workflow back if it is gone."""
+    pair = await get_cc_pair(tenant_id, cc_pair_id)
+    await start_connector_workflow(
+        client, tenant_id, pair, index_now=IndexNowRequest(from_beginning=from_beginning)
+    )
 
 
 async def send(client: Client, tenant_id: str, cc_pair_id: int, signal: str) -> None:

@@ -36,8 +36,8 @@ class StagedBatchGone(SluiceError):
     """A staged batch was deleted (its attempt ended, or the connector was deleted)."""
 
 
-class DocumentTooLarge(SluiceError):
-    """A document is over the size limit: it fails alone, its batch goes on."""
+class AttemptClosed(SluiceError):
+    """The attempt was closed (its run vanished and a new one took over): stop staging."""
 
 
 NON_RETRYABLE_ERROR_TYPES: list[str] = [
@@ -47,4 +47,5 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     InvalidTenantError.__name__,
     NotFoundError.__name__,
     StagedBatchGone.__name__,
+    AttemptClosed.__name__,
 ]

@@ -17,13 +17,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from sluice.temporal import policies
+    from workflows import patches
 
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
-STUCK_ALERT_PATCH = "bookkeeping-stuck-alert"
-"""Added after histories were committed: the alert's timer is a new command, so runs
-recorded without it must replay without it (tests/test_replay.py)."""
 
 
 async def bookkeeping(
@@ -37,7 +35,7 @@ async def bookkeeping(
     """Run a bookkeeping activity with its never-give-up policy; ``on_stuck(True)`` while
     it has been retrying for a while, ``on_stuck(False)`` once it got through."""
     call = workflow.execute_activity(activity, arg, **policy.options(), summary=summary)
-    if on_stuck is None or not workflow.patched(STUCK_ALERT_PATCH):
+    if on_stuck is None or not workflow.patched(patches.BOOKKEEPING_STUCK_ALERT):
         return await call
     task = asyncio.ensure_future(call)
     try:

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         StartedAttempt,
     )
     from sluice.temporal import policies, search
+    from workflows import patches
     from workflows.attempt import INVALIDATING_ERRORS, AttemptPipeline, error_text
     from workflows.bookkeeping import ArgT, ResultT, bookkeeping
 
@@ -157,6 +158,8 @@ class ConnectorWorkflow:
             if self.s.attempt is None:
                 await self._wait_until_due()
                 await self._start_attempt()
+            if workflow.patched(patches.RUNNING_STATE_DURING_ATTEMPT):
+                self._set_state(RunState.RUNNING)
             outcome = await AttemptPipeline(self).run()
             if outcome is None:  # the attempt goes on in a fresh run
                 return

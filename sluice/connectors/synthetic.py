@@ -82,6 +82,10 @@ class SyntheticConfig(ConnectorConfig):
         "disjoint from every other name's. Unset: syn:<seed>:<position>, as before.",
     )
     delay_ms: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    large_every: int | None = Field(
+        default=None, ge=1, description="Every k-th document is large_bytes big."
+    )
+    large_bytes: int = Field(default=50_000_000, ge=1, le=500_000_000)
     fail_every: int | None = Field(default=None, ge=1, description="Every k-th doc fails.")
     hang_at: int | None = Field(default=None, ge=0, description="Position that hangs.")
     hang_attempts: int = Field(default=1, ge=0, description="Hang while attempt <= this.")
@@ -186,7 +190,10 @@ class SyntheticConnector(Connector[SyntheticConfig]):
                 document_id=doc_id,
                 message=f"synthetic failure at position {position} (fail_every={cfg.fail_every})",
             )
-        paragraphs = synthetic_paragraphs(cfg.seed, position, cfg.version, cfg.size_bytes)
+        size = cfg.size_bytes
+        if cfg.large_every is not None and (position + 1) % cfg.large_every == 0:
+            size = cfg.large_bytes
+        paragraphs = synthetic_paragraphs(cfg.seed, position, cfg.version, size)
         # Validating plain dicts runs in pydantic-core and is ~4x faster than
         # model_construct (pure Python); the text generation is the other half of the cost.
         return Document.model_validate(

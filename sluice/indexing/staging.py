@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from sluice.connectors.models import Document
-from sluice.errors import StagedBatchGone
+from sluice.errors import AttemptClosed, StagedBatchGone
 from sluice.indexing.models import ProcessResult, StagedBatchRef
 
 _DOCS = TypeAdapter(list[Document])
@@ -32,7 +32,17 @@ def decode_documents(raw: bytes) -> list[Document]:
 async def stage_batch(
     raw: Any, cc_pair_id: int, attempt_id: int, seq: int, documents: list[Document]
 ) -> StagedBatchRef:
-    """Store ``documents`` as batch ``seq`` of the attempt (idempotent per attempt and seq)."""
+    """Store ``documents`` as batch ``seq`` of the attempt (idempotent per attempt and seq).
+
+    Only while the attempt is open: the share lock makes a concurrent close wait for
+    this insert (and then delete it), so a fetch that outlives its terminated run
+    never leaves a batch behind.
+    """
+    status = await raw.fetchval(
+        "SELECT status FROM index_attempt WHERE id = $1 FOR SHARE", attempt_id
+    )
+    if status != "in_progress":
+        raise AttemptClosed(f"attempt {attempt_id} is {status or 'gone'}: nothing more is staged")
     batch_id = await raw.fetchval(
         """
         INSERT INTO staged_batch (index_attempt_id, cc_pair_id, seq, doc_count, documents)

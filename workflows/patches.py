@@ -1,0 +1,23 @@
+"""Every ``workflow.patched`` ID in use, with why and when it may be removed.
+
+Connector workflows live for months and sit for hours in one code path, so any
+change to the commands a running workflow issues (an activity, a timer, a search
+attribute upsert, their order) is guarded: new runs take the new path, runs
+recorded before the change replay the old one. ``tests/test_replay.py`` replays
+the committed histories in ``tests/histories/`` and fails on an unguarded change.
+
+Retiring a patch (two deploys): first replace ``patched(ID)`` with
+``deprecate_patch(ID)`` and keep only the new path, once no open workflow can be
+on the old one (every connector workflow continues-as-new at least every refresh
+interval, so after the longest interval plus the history retention); then remove
+the call, and re-record the histories that predate it.
+"""
+
+from __future__ import annotations
+
+BOOKKEEPING_STUCK_ALERT = "bookkeeping-stuck-alert"
+"""2026-12-01: a timer beside each bookkeeping call marks the connector ``stuck``."""
+
+RUNNING_STATE_DURING_ATTEMPT = "running-state-during-attempt"
+"""2026-12-01: SluiceState is set to ``running`` when an attempt runs (it stayed
+``paused`` through an attempt started by a resume)."""
