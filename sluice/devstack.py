@@ -269,8 +269,12 @@ def start_postgres(data_dir: Path, port: int, database: str = "sluice") -> tuple
             "max_connections=200",
             "-c",
             "shared_buffers=256MB",
+            # fsync=off survives a Postgres crash (the OS keeps the pages), not a machine
+            # crash: fine for a dev stack. synchronous_commit stays on: with it off, a
+            # commit acknowledged to a batch could vanish when Postgres is killed, and
+            # the batch's documents with it (tests/test_db_outage.py found exactly that).
             "-c",
-            "synchronous_commit=off",
+            "synchronous_commit=on",
         ],
         log,
         user=user,
