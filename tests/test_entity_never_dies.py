@@ -18,6 +18,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -120,13 +121,20 @@ async def run_until_recovered(env: WorkflowEnvironment, stubs: Stubs) -> Connect
             id=f"connector/{tenant}/1",
             task_queue=TaskQueue.PRIMARY.value,
         )
+        progress: ConnectorProgress | None = None
         for _ in range(40):  # the back-off is a 60 s durable timer: skip past it
-            progress = await handle.query(ConnectorWorkflow.progress)
-            if progress.last_attempt_status is not None:
+            try:
+                progress = await handle.query(
+                    ConnectorWorkflow.progress, rpc_timeout=timedelta(seconds=5)
+                )
+            except RPCError:  # a run that just continued-as-new may not answer yet
+                progress = None
+            if progress is not None and progress.last_attempt_status is not None:
                 break
             await env.sleep(timedelta(seconds=30))
         described = await handle.describe()
     assert described.status == WorkflowExecutionStatus.RUNNING
+    assert progress is not None
     return progress
 
 
