@@ -379,7 +379,7 @@ def _resolve_cli(argv: list[str]) -> tuple[list[str], Any, list[str]]:
     cli_main = pytest.importorskip(
         "sluice.cli.main", reason="sluice.cli.main (the Typer app) is not written yet"
     )
-    command = typer.main.get_command(cli_main.app)
+    command: Any = typer.main.get_command(cli_main.app)
     assert _is_group(command), "the sluice app must have subcommands (migrate, worker, ...)"
     path: list[str] = []
     rest = list(argv)

@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
@@ -58,7 +59,7 @@ async def doc_count(tenant: str) -> int:
     return int(await fetchval(tenant, "SELECT count(*) FROM document"))
 
 
-async def attempts(tenant: str) -> list[dict[str, object]]:
+async def attempts(tenant: str) -> list[dict[str, Any]]:
     rows = await fetch(tenant, "SELECT * FROM index_attempt ORDER BY id")
     return [dict(r) for r in rows]
 

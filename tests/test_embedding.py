@@ -382,7 +382,9 @@ def test_factory_errors_name_the_setting(kwargs: dict[str, Any], setting: str) -
 
 
 def test_short_sections_are_packed_into_shared_chunks() -> None:
-    sections = [(f"Paragraph {i} is short but it says something.", f"#p{i}") for i in range(30)]
+    sections: list[tuple[str, str | None]] = [
+        (f"Paragraph {i} is short but it says something.", f"#p{i}") for i in range(30)
+    ]
     chunks = chunk_document("Many paragraphs", sections, max_chars=400, overlap_chars=50)
     assert len(chunks) < len(sections) / 4
     assert all(len(c.text) <= 400 for c in chunks)

@@ -23,7 +23,6 @@ ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
 
-
 async def bookkeeping(
     activity: Callable[[ArgT], Awaitable[ResultT]],
     arg: ArgT,
