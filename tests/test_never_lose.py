@@ -86,6 +86,12 @@ async def test_a_terminated_connector_comes_back_clean(
     async with running_workers(client):
         cc = await add_synthetic(client, tenant, count=count, delay_ms=10)
         await eventually(lambda: _staged_or_indexed(tenant), timeout=60)
+        # Processed batches hold no documents: the staging table is never a corpus copy.
+        held = await fetchval(
+            tenant,
+            "SELECT count(*) FROM staged_batch WHERE result IS NOT NULL AND length(documents) > 0",
+        )
+        assert held == 0
         handle = connector_ops.handle(client, tenant, cc)
         await handle.terminate(reason="test: an operator terminated it")
         assert await fetchval(tenant, "SELECT status FROM index_attempt") == "in_progress"
