@@ -144,6 +144,16 @@ async def load_connector_settings(
     return row[0], row[1], row[2]
 
 
+async def mark_cc_pair_deleting(tenant_id: str, cc_pair_id: int) -> None:
+    """Show the pair as ``deleting`` at once (``connector list``), before its workflow stops."""
+    from sluice.db.session import tenant_connection
+    from sluice.indexing.deletion import mark_deleting
+
+    async with tenant_connection(tenant_id) as (_, raw):
+        if not await mark_deleting(raw, cc_pair_id):
+            raise NotFoundError(f"cc-pair {cc_pair_id} does not exist in tenant {tenant_id!r}")
+
+
 async def delete_cc_pair_rows(tenant_id: str, cc_pair_id: int) -> int:
     """Delete the cc-pair, the documents only it held, and its connector. Idempotent."""
     from sqlalchemy import text

@@ -18,10 +18,19 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from sluice.ccpairs import CcPairInfo, create_cc_pair, delete_cc_pair_rows, get_cc_pair
+from sluice.ccpairs import (
+    CcPairInfo,
+    create_cc_pair,
+    delete_cc_pair_rows,
+    get_cc_pair,
+    mark_cc_pair_deleting,
+)
+from sluice.db.models import CcPairStatus
+from sluice.errors import ConfigurationError
 from sluice.indexing.models import (
     ConnectorProgress,
     ConnectorWorkflowInput,
+    DeletionResult,
     IndexNowRequest,
     RunTuning,
 )
@@ -29,6 +38,7 @@ from sluice.queues import TaskQueue
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
 from workflows.connector import ConnectorWorkflow, connector_workflow_id
+from workflows.deletion import deletion_workflow_id
 
 
 async def start_connector_workflow(
@@ -38,16 +48,19 @@ async def start_connector_workflow(
     tuning: RunTuning | None = None,
     *,
     index_now: IndexNowRequest | None = None,
+    delete: bool = False,
 ) -> WorkflowHandle[ConnectorWorkflow, None]:
     """Start the cc-pair's long-lived workflow, or return the one already running.
 
-    With ``index_now`` this is signal-with-start: the running workflow gets the signal,
-    and a connector whose workflow is gone (terminated, failed) gets a new one that
-    first closes what the old one left open.
+    With ``index_now`` or ``delete`` this is signal-with-start: the running workflow gets
+    the signal, and a connector whose workflow is gone (terminated, failed) gets a new
+    one that first closes what the old one left open.
     """
     signal: dict[str, Any] = {}
     if index_now is not None:
         signal = {"start_signal": "index_now", "start_signal_args": [index_now]}
+    if delete:
+        signal = {"start_signal": "delete"}
     with tenant_scope(tenant_id):
         return await client.start_workflow(
             ConnectorWorkflow.run,
@@ -122,6 +135,8 @@ async def index_now(
 ) -> None:
     """Ask for an attempt now; brings the connector's workflow back if it is gone."""
     pair = await get_cc_pair(tenant_id, cc_pair_id)
+    if pair.status == CcPairStatus.DELETING.value:
+        raise ConfigurationError(f"cc-pair {cc_pair_id} is being deleted")
     await start_connector_workflow(
         client, tenant_id, pair, index_now=IndexNowRequest(from_beginning=from_beginning)
     )
@@ -167,12 +182,37 @@ async def wait_for_attempts(
         await asyncio.sleep(poll)
 
 
-async def delete_connector(client: Client, tenant_id: str, cc_pair_id: int) -> int:
-    """Stop the workflow, then delete the cc-pair with the documents only it held."""
-    with tenant_scope(tenant_id):
+async def delete_connector(
+    client: Client, tenant_id: str, cc_pair_id: int, *, wait: bool = True, timeout: float = 600
+) -> DeletionResult | None:
+    """Mark the pair ``deleting`` and ask its workflow to stop; once it has (cleanly, the
+    running attempt closed) its deletion workflow removes everything. Never terminates.
+
+    Safe to call twice. With ``wait``, returns the deletion's result.
+    """
+    pair = await get_cc_pair(tenant_id, cc_pair_id)  # NotFoundError for an unknown pair
+    await mark_cc_pair_deleting(tenant_id, cc_pair_id)
+    await start_connector_workflow(client, tenant_id, pair, delete=True)
+    if not wait:
+        return None
+    return await wait_for_deletion(client, tenant_id, cc_pair_id, timeout=timeout)
+
+
+async def wait_for_deletion(
+    client: Client, tenant_id: str, cc_pair_id: int, *, timeout: float = 600
+) -> DeletionResult:
+    """The deletion workflow's result (it starts once the connector workflow stopped)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    deletion = client.get_workflow_handle(
+        deletion_workflow_id(tenant_id, cc_pair_id), result_type=DeletionResult
+    )
+    while True:
         try:
-            await handle(client, tenant_id, cc_pair_id).terminate(reason="connector deleted")
+            with tenant_scope(tenant_id):
+                return await deletion.result(rpc_timeout=timedelta(seconds=30))
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
-    return await delete_cc_pair_rows(tenant_id, cc_pair_id)
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"cc-pair {cc_pair_id}: deletion did not finish in {timeout}s")
+        await asyncio.sleep(0.25)

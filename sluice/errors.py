@@ -40,6 +40,10 @@ class AttemptClosed(SluiceError):
     """The attempt was closed (its run vanished and a new one took over): stop staging."""
 
 
+class CcPairDeleted(SluiceError):
+    """The cc-pair is being deleted (or is gone): its connector workflow must stop."""
+
+
 NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ConfigurationError.__name__,
     ConnectorConfigError.__name__,
@@ -48,4 +52,5 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     NotFoundError.__name__,
     StagedBatchGone.__name__,
     AttemptClosed.__name__,
+    CcPairDeleted.__name__,
 ]

@@ -226,7 +226,8 @@ async def test_two_folders_with_the_same_paths_keep_their_own_documents(
         assert hits[0].document_id == fid(first, "sub/a.md")
 
         # deleting the second connector leaves the first's documents and chunks intact
-        assert await connector_ops.delete_connector(client, tenant, cc_second) == 2
+        deleted = await connector_ops.delete_connector(client, tenant, cc_second)
+        assert deleted is not None and deleted.documents_deleted == 2
     for rel, (row, chunks) in before.items():
         assert await snapshot(tenant, fid(first, rel)) == (row, chunks)
     remaining = await fetch(tenant, "SELECT DISTINCT document_id FROM chunk ORDER BY 1")
@@ -256,7 +257,8 @@ async def test_two_connectors_over_the_same_folder_share_rows(
         ]
         chunks = await fetchval(tenant, "SELECT count(*) FROM chunk")
         # deleting one keeps the shared rows for the other
-        assert await connector_ops.delete_connector(client, tenant, cc_one) == 0
+        deleted = await connector_ops.delete_connector(client, tenant, cc_one)
+        assert deleted is not None and deleted.documents_deleted == 0
     assert await fetchval(tenant, "SELECT count(*) FROM chunk") == chunks
     links = await fetch(
         tenant, "SELECT document_id, cc_pair_id FROM document_by_connector_credential_pair"

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from activities import attempts, docfetching, probe
+from activities import attempts, deletion, docfetching, probe
 from activities.docprocessing import DocProcessingActivities
 from sluice.index.embedding import EmbeddingProvider
 from sluice.queues import TaskQueue
 from workflows.connector import ConnectorWorkflow
+from workflows.deletion import ConnectorDeletionWorkflow
 
 WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
-    TaskQueue.PRIMARY: [ConnectorWorkflow],
+    TaskQueue.PRIMARY: [ConnectorWorkflow, ConnectorDeletionWorkflow],
 }
 
 
@@ -28,6 +29,11 @@ def activities_for(
             attempts.set_cc_pair_status,
         ],
         TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
+        TaskQueue.CONNECTOR_DELETION: [
+            deletion.mark_cc_pair_deleting,
+            deletion.delete_connector_documents,
+            deletion.delete_connector_rows,
+        ],
     }
     found = list(table.get(queue, []))
     if queue is TaskQueue.DOCPROCESSING:

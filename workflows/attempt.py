@@ -93,7 +93,8 @@ class AttemptPipeline:
     # --- when to do what ------------------------------------------------------------
 
     def stopping(self) -> bool:
-        return self.owner.cancel_requested or self.owner.s.paused or self.fatal is not None
+        s = self.owner.s
+        return self.owner.cancel_requested or s.paused or s.deleting or self.fatal is not None
 
     def continue_soon(self) -> bool:
         return (
@@ -229,6 +230,12 @@ class AttemptPipeline:
                 error=error_text(self.fatal),
                 errors=errors,
                 retry=retry,
+            )
+        if s.deleting:
+            return AttemptOutcome(
+                status=AttemptStatus.CANCELED.value,
+                error="the connector is being deleted",
+                errors=errors,
             )
         if self.owner.cancel_requested or s.paused:
             if s.paused:

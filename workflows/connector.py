@@ -30,7 +30,8 @@ from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.attempts import (
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from sluice.connectors.models import Checkpoint
     from sluice.db.models import AttemptStatus, CcPairStatus
+    from sluice.errors import CcPairDeleted
     from sluice.indexing.models import (
         AttemptCounts,
         AttemptInProgress,
@@ -50,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         CleanupRequest,
         ConnectorProgress,
         ConnectorWorkflowInput,
+        DeletionInput,
         FinishAttemptRequest,
         IndexNowRequest,
         RunState,
@@ -58,8 +61,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from sluice.temporal import policies, search
     from workflows import patches
-    from workflows.attempt import INVALIDATING_ERRORS, AttemptPipeline, error_text
+    from workflows.attempt import INVALIDATING_ERRORS, AttemptPipeline, error_text, error_type
     from workflows.bookkeeping import ArgT, ResultT, bookkeeping
+    from workflows.deletion import ConnectorDeletionWorkflow, deletion_workflow_id
 
 UNEXPECTED_ERROR_BACKOFF = (60, 3600)
 """Seconds before a run that hit an unexpected error continues-as-new (doubling, capped)."""
@@ -93,6 +97,12 @@ class ConnectorWorkflow:
             self.s.from_beginning = True
         if self.s.invalid_reason is not None:  # a person asked: give it another try
             self.s.invalid_reason = None
+
+    @workflow.signal(name="delete")
+    def delete_connector(self) -> None:
+        """Stop for good: the running attempt ends as canceled, then the connector's
+        deletion workflow takes over and this workflow completes (never terminate)."""
+        self.s.deleting = True
 
     @workflow.signal
     def pause(self) -> None:
@@ -140,6 +150,9 @@ class ConnectorWorkflow:
     async def run(self, input: ConnectorWorkflowInput) -> None:
         try:
             await self._step()
+            if self.s.deleting and self.s.attempt is None:
+                await self._hand_over_to_deletion()
+                return
         except asyncio.CancelledError:
             # Canceling the workflow stops the connector for good: close the attempt
             # (canceled, its staged batches deleted) so nothing is left in progress.
@@ -157,7 +170,10 @@ class ConnectorWorkflow:
         if self.s.ending is None:
             if self.s.attempt is None:
                 await self._wait_until_due()
-                await self._start_attempt()
+                if self.s.deleting:
+                    return
+                if not await self._start_attempt():
+                    return
             if workflow.patched(patches.RUNNING_STATE_DURING_ATTEMPT):
                 self._set_state(RunState.RUNNING)
             outcome = await AttemptPipeline(self).run()
@@ -166,6 +182,22 @@ class ConnectorWorkflow:
             self.s.ending = outcome
         await self._end_attempt()
         self.s.unexpected_errors = 0
+
+    async def _hand_over_to_deletion(self) -> None:
+        """Start the pair's deletion workflow (it outlives this one) and stop here."""
+        self._set_state(RunState.DELETING)
+        tenant, cc = self.input.tenant_id, self.input.cc_pair_id
+        try:
+            await workflow.start_child_workflow(
+                ConnectorDeletionWorkflow.run,
+                DeletionInput(tenant_id=tenant, cc_pair_id=cc),
+                id=deletion_workflow_id(tenant, cc),
+                task_queue=workflow.info().task_queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"delete {self.input.source} cc-pair {cc}",
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # asked twice: the first deletion is running
 
     async def _close_on_cancel(self) -> None:
         s = self.s
@@ -195,9 +227,15 @@ class ConnectorWorkflow:
     def _ready(self) -> bool:
         return self.s.index_requested and not self.s.paused and self.s.invalid_reason is None
 
+    def _go(self) -> bool:
+        """Leave the wait: an attempt is due, or the connector is being deleted."""
+        return self._ready() or self.s.deleting
+
     async def _wait_until_due(self) -> None:
         """Until an attempt is due (timer) or asked for, and neither paused nor invalid."""
         while True:
+            if self.s.deleting:
+                break
             await self._sync_db_status()
             if self._ready():
                 break
@@ -208,7 +246,7 @@ class ConnectorWorkflow:
             was = (self.s.paused, self.s.invalid_reason)
 
             def due_or_changed(was: tuple[bool, str | None] = was) -> bool:
-                return self._ready() or (self.s.paused, self.s.invalid_reason) != was
+                return self._go() or (self.s.paused, self.s.invalid_reason) != was
 
             try:
                 await workflow.wait_condition(
@@ -258,7 +296,8 @@ class ConnectorWorkflow:
         )
         s.db_status = wanted
 
-    async def _start_attempt(self) -> None:
+    async def _start_attempt(self) -> bool:
+        """Open the next attempt; False when the pair turned out to be deleted."""
         s = self.s
         if s.from_beginning:
             s.checkpoint = Checkpoint()
@@ -268,17 +307,23 @@ class ConnectorWorkflow:
         if s.checkpoint.cursor is None:
             s.pass_started_at = workflow.now().timestamp()
         info = workflow.info()
-        started: StartedAttempt = await self._book(
-            start_index_attempt,
-            StartAttemptRequest(
-                cc_pair_id=self.input.cc_pair_id,
-                from_beginning=s.from_beginning,
-                workflow_id=info.workflow_id,
-                run_id=info.run_id,
-                adopt_batches=[ref.batch_id for ref in s.retry_batches],
-            ),
-            summary=f"start index attempt for cc-pair {self.input.cc_pair_id}",
-        )
+        try:
+            started: StartedAttempt = await self._book(
+                start_index_attempt,
+                StartAttemptRequest(
+                    cc_pair_id=self.input.cc_pair_id,
+                    from_beginning=s.from_beginning,
+                    workflow_id=info.workflow_id,
+                    run_id=info.run_id,
+                    adopt_batches=[ref.batch_id for ref in s.retry_batches],
+                ),
+                summary=f"start index attempt for cc-pair {self.input.cc_pair_id}",
+            )
+        except ActivityError as err:
+            if error_type(err) != CcPairDeleted.__name__:
+                raise
+            s.deleting = True  # deleted underneath us: let the deletion finish the job
+            return False
         s.attempt = AttemptInProgress(
             attempt_id=started.attempt_id,
             from_beginning=s.from_beginning,
@@ -290,6 +335,7 @@ class ConnectorWorkflow:
         s.attempts_started += 1
         s.index_requested = False
         s.from_beginning = False
+        return True
 
     async def _end_attempt(self) -> None:
         """Write the outcome (kept in state until written), delete the staged batches

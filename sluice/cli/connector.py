@@ -13,7 +13,7 @@ from rich.table import Table
 
 from sluice.ccpairs import check_request
 from sluice.cli.common import TenantOption, fail, run, tenant
-from sluice.indexing.models import ConnectorProgress
+from sluice.indexing.models import ConnectorProgress, DeletionResult
 
 app = typer.Typer(
     help="Add and operate connectors (connector-credential pairs).", no_args_is_help=True
@@ -272,7 +272,8 @@ def delete(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
     tenant_id: str | None = TenantOption,
 ) -> None:
-    """Stop the connector's workflow and delete it with the documents only it held."""
+    """Delete the connector and the documents only it held: its workflow stops cleanly
+    (the running attempt closed), then its deletion workflow removes everything."""
     from sluice import connector_ops
     from sluice.temporal.client import connect
 
@@ -280,8 +281,13 @@ def delete(
     if not yes:
         typer.confirm(f"delete cc-pair {cc_pair_id} and its documents?", abort=True)
 
-    async def go() -> int:
+    async def go() -> DeletionResult | None:
         return await connector_ops.delete_connector(await connect(), t, cc_pair_id)
 
-    removed = run(go())
-    console.print(f"deleted cc-pair {cc_pair_id} ({removed} documents removed)")
+    result = run(go())
+    assert result is not None
+    shared = result.links_removed - result.documents_deleted
+    console.print(
+        f"deleted cc-pair {cc_pair_id} ({result.documents_deleted} documents removed, "
+        f"{shared} shared with other connectors kept)"
+    )

@@ -12,13 +12,20 @@ from typing import Any
 
 from sluice.connectors.models import DocumentFailure
 from sluice.db.models import AttemptStatus
+from sluice.errors import CcPairDeleted
 from sluice.indexing.models import AttemptCounts, ProcessResult
 
 
 async def create_attempt(
     raw: Any, cc_pair_id: int, from_beginning: bool, workflow_id: str, run_id: str
 ) -> int:
-    """The run's attempt row: created once per ``run_id``, returned as is on a retry."""
+    """The run's attempt row: created once per ``run_id``, returned as is on a retry.
+    Refused for a pair that is being deleted or is gone."""
+    status = await raw.fetchval(
+        "SELECT status FROM connector_credential_pair WHERE id = $1 FOR SHARE", cc_pair_id
+    )
+    if status is None or status == "deleting":
+        raise CcPairDeleted(f"cc-pair {cc_pair_id} is {'being deleted' if status else 'gone'}")
     return int(
         await raw.fetchval(
             """

@@ -81,6 +81,7 @@ class RunState(StrEnum):
     PAUSED = "paused"
     INVALID = "invalid"
     STOPPED = "stopped"
+    DELETING = "deleting"
     STUCK = "stuck"
     """Bookkeeping has been retrying for a while: Postgres is likely unreachable."""
 
@@ -140,6 +141,9 @@ class CarriedState(BaseModel):
     )
     unexpected_errors: int = Field(
         default=0, description="Unexpected errors in a row (backs off the next run)."
+    )
+    deleting: bool = Field(
+        default=False, description="Deletion was asked for: stop, then hand over to it."
     )
     consecutive_failures: int = 0
     last_error: str | None = None
@@ -272,6 +276,20 @@ class CleanupRequest(BaseModel):
     keep: list[int] = Field(
         default_factory=list, description="Batch IDs to keep (for the next attempt)."
     )
+
+
+class DeletionInput(BaseModel):
+    """Start input of the connector deletion workflow."""
+
+    tenant_id: str
+    cc_pair_id: int
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+
+
+class DeletionResult(BaseModel):
+    links_removed: int = 0
+    documents_deleted: int = 0
+    pair_deleted: bool = False
 
 
 class CcPairStatusUpdate(BaseModel):

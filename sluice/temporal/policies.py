@@ -101,6 +101,24 @@ STAGED_BATCH_CLEANUP = ActivityPolicy(
 )
 """Delete a finished run's staged batches (the seed's checkpoint cleanup)."""
 
+DELETE_DOCUMENTS = ActivityPolicy(
+    task_queue=TaskQueue.CONNECTOR_DELETION,
+    start_to_close=timedelta(hours=2),
+    heartbeat=timedelta(seconds=30),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(days=1),
+)
+"""Delete a connector's documents batch by batch; idempotent, so it retries until done."""
+
+DELETE_ROWS = ActivityPolicy(
+    task_queue=TaskQueue.CONNECTOR_DELETION,
+    start_to_close=timedelta(seconds=60),
+    heartbeat=None,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(days=1),
+)
+"""Mark a pair deleting, or delete its remaining rows: short and idempotent."""
+
 BOOKKEEPING_STUCK_AFTER = timedelta(seconds=60)
 """A bookkeeping call still retrying after this long marks the connector ``stuck``
 (the SluiceState search attribute, and a warning in the worker log)."""
