@@ -8,8 +8,10 @@ replays each against the current code. A change to a running code path must be
 guarded with ``workflow.patched`` (docs/architecture.md, "Changing workflow code"),
 or these tests fail.
 
-Re-recording (only when a patch has been retired on purpose):
-``SLUICE_RECORD_HISTORIES=1 uv run pytest tests/test_replay.py -k record``.
+Recording the scenarios that have no file yet:
+``SLUICE_RECORD_HISTORIES=1 uv run pytest tests/test_replay.py -k record``; existing
+files are kept (their value is that they predate later changes), unless
+``SLUICE_RECORD_HISTORIES=overwrite`` (only when a patch has been retired on purpose).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sluice.temporal.interceptor import TenantInterceptor
 from tests.support import FAST, eventually, running_workers
 from tests.unguarded_change import UnguardedChange
 from workflows.connector import ConnectorWorkflow, connector_workflow_id
+from workflows.deletion import ConnectorDeletionWorkflow, deletion_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 SCENARIOS = (
@@ -39,12 +42,14 @@ SCENARIOS = (
     "paused",
     "continued_as_new_mid_attempt",
     "canceled",
+    "deleting",
+    "deletion_workflow",
 )
 
 
 def replayer(*workflows: type) -> Replayer:
     return Replayer(
-        workflows=list(workflows) or [ConnectorWorkflow],
+        workflows=list(workflows) or [ConnectorWorkflow, ConnectorDeletionWorkflow],
         data_converter=pydantic_data_converter,
         interceptors=[TenantInterceptor()],
     )
@@ -64,6 +69,8 @@ async def test_committed_history_replays(name: str) -> None:
 async def test_an_unguarded_change_is_caught() -> None:
     failures = []
     for name in SCENARIOS:
+        if name == "deletion_workflow":
+            continue  # another workflow type: the changed connector workflow cannot meet it
         result = await replayer(UnguardedChange).replay_workflow(
             committed(name), raise_on_replay_failure=False
         )
@@ -86,11 +93,15 @@ async def test_record_histories(dev_env: WorkflowEnvironment, tenant: str) -> No
         await _record_mid_attempt_and_paused(client, tenant)
         await _record_continue_as_new(client, tenant)
         await _record_canceled(client, tenant)
+        await _record_deleting(client, tenant)
 
 
 async def _save(handle: WorkflowHandle[object, object], name: str) -> None:
+    path = HISTORIES / f"{name}.json"
+    if path.exists() and os.environ.get("SLUICE_RECORD_HISTORIES") != "overwrite":
+        return
     history = await handle.fetch_history()
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    path.write_text(history.to_json())
 
 
 async def _runs(client: Client, workflow_id: str) -> list[str]:
@@ -150,6 +161,15 @@ async def _record_canceled(client: Client, tenant: str) -> None:
         await handle.result()
     await asyncio.sleep(0.5)
     await _save(handle, "canceled")
+
+
+async def _record_deleting(client: Client, tenant: str) -> None:
+    cc = await _add(client, tenant, count=300, delay_ms=10)
+    await eventually(lambda: _indexed_at_least(client, tenant, cc, 20), timeout=60)
+    await connector_ops.delete_connector(client, tenant, cc)
+    await _save(connector_ops.handle(client, tenant, cc), "deleting")
+    deletion = client.get_workflow_handle(deletion_workflow_id(tenant, cc))
+    await _save(deletion, "deletion_workflow")
 
 
 async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:
