@@ -144,6 +144,35 @@ async def load_connector_settings(
     return row[0], row[1], row[2]
 
 
+async def update_cc_pair_settings(
+    tenant_id: str,
+    cc_pair_id: int,
+    *,
+    refresh_interval_seconds: int | None,
+    change_interval: bool,
+    config_changes: dict[str, Any],
+) -> CcPairInfo:
+    """Merge ``config_changes`` into the connector's config, validate the whole (source
+    usable included) and store it with the interval, in one transaction; nothing is
+    written if anything is invalid. An interval of 0 means "index-now only"."""
+    interval = refresh_interval_seconds or None
+    async with tenant_session(tenant_id) as session:
+        pair = await session.get(ConnectorCredentialPair, cc_pair_id)
+        if pair is None:
+            raise NotFoundError(f"cc-pair {cc_pair_id} does not exist in tenant {tenant_id!r}")
+        connector = await session.get(ConnectorRow, pair.connector_id)
+        assert connector is not None
+        merged = {**connector.config, **config_changes}
+        new_interval = interval if change_interval else pair.refresh_interval_seconds
+        normalised = check_request(
+            connector.source, merged, new_interval, pair.prune_interval_seconds
+        )
+        connector.config = normalised
+        pair.refresh_interval_seconds = new_interval
+        await session.flush()
+        return _info(pair, connector)
+
+
 async def mark_cc_pair_deleting(tenant_id: str, cc_pair_id: int) -> None:
     """Show the pair as ``deleting`` at once (``connector list``), before its workflow stops."""
     from sluice.db.session import tenant_connection

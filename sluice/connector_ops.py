@@ -10,12 +10,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
+from temporalio.exceptions import ActivityError
 from temporalio.service import RPCError, RPCStatusCode
 
 from sluice.ccpairs import (
@@ -33,6 +34,8 @@ from sluice.indexing.models import (
     DeletionResult,
     IndexNowRequest,
     RunTuning,
+    SettingsApplied,
+    SettingsUpdate,
 )
 from sluice.queues import TaskQueue
 from sluice.temporal import search
@@ -140,6 +143,33 @@ async def index_now(
     await start_connector_workflow(
         client, tenant_id, pair, index_now=IndexNowRequest(from_beginning=from_beginning)
     )
+
+
+async def update_connector(
+    client: Client,
+    tenant_id: str,
+    cc_pair_id: int,
+    *,
+    refresh_interval_seconds: int | None = None,
+    config: dict[str, Any] | None = None,
+) -> SettingsApplied:
+    """Change a running connector's interval or config through its workflow's Update.
+
+    Rejected with one clear message (the field named) when a value is bad; then nothing
+    has changed. ``refresh_interval_seconds=0`` means "index-now only".
+    """
+    await get_cc_pair(tenant_id, cc_pair_id)  # NotFoundError for an unknown pair
+    change = SettingsUpdate(refresh_interval_seconds=refresh_interval_seconds, config=config or {})
+    try:
+        with tenant_scope(tenant_id):
+            return await handle(client, tenant_id, cc_pair_id).execute_update(
+                ConnectorWorkflow.update_settings, change
+            )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        while isinstance(cause, ActivityError) and cause.cause is not None:
+            cause = cause.cause
+        raise ConfigurationError(str(cause) if cause else str(err)) from None
 
 
 async def send(client: Client, tenant_id: str, cc_pair_id: int, signal: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from activities import attempts, deletion, docfetching, probe
+from activities import attempts, deletion, docfetching, probe, settings
 from activities.docprocessing import DocProcessingActivities
 from sluice.index.embedding import EmbeddingProvider
 from sluice.queues import TaskQueue
@@ -27,6 +27,7 @@ def activities_for(
             attempts.start_index_attempt,
             attempts.finish_index_attempt,
             attempts.set_cc_pair_status,
+            settings.store_connector_settings,
         ],
         TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
         TaskQueue.CONNECTOR_DELETION: [

@@ -40,7 +40,9 @@ with workflow.unsafe.imports_passed_through():
         set_cc_pair_status,
         start_index_attempt,
     )
+    from activities.settings import store_connector_settings
     from sluice.connectors.models import Checkpoint
+    from sluice.connectors.registry import config_fields
     from sluice.db.models import AttemptStatus, CcPairStatus
     from sluice.errors import CcPairDeleted
     from sluice.indexing.models import (
@@ -56,8 +58,11 @@ with workflow.unsafe.imports_passed_through():
         FinishAttemptRequest,
         IndexNowRequest,
         RunState,
+        SettingsApplied,
+        SettingsUpdate,
         StartAttemptRequest,
         StartedAttempt,
+        StoreSettingsRequest,
     )
     from sluice.temporal import policies, search
     from workflows import patches
@@ -86,6 +91,7 @@ class ConnectorWorkflow:
         self.cancel_requested = False
         self.next_run_at: float | None = None
         self._state_before_stuck: RunState | None = None
+        self.settings_version = 0
 
     # --- signals and queries ----------------------------------------------------------
 
@@ -120,6 +126,62 @@ class ConnectorWorkflow:
         if self.s.attempt is not None:
             self.cancel_requested = True
 
+    @workflow.update
+    async def update_settings(self, change: SettingsUpdate) -> SettingsApplied:
+        """Change the refresh interval or the connector's config while it runs: stored
+        (and validated against the source) by an activity, picked up without a restart.
+        The next due time moves with the interval; a running attempt keeps its config,
+        the next one reads the new one."""
+        cc = self.input.cc_pair_id
+        applied = await workflow.execute_activity(
+            store_connector_settings,
+            StoreSettingsRequest(
+                cc_pair_id=cc,
+                refresh_interval_seconds=change.refresh_interval_seconds,
+                change_interval=change.refresh_interval_seconds is not None,
+                config=change.config,
+            ),
+            **policies.STORE_SETTINGS.options(),
+            summary=f"store new settings of cc-pair {cc}",
+        )
+        old = self.input.refresh_interval_seconds
+        new = applied.refresh_interval_seconds
+        self.input = self.input.model_copy(update={"refresh_interval_seconds": new})
+        self._reschedule(old, new)
+        self.settings_version += 1
+        due = self.s.next_run_at
+        applied.next_run_in_seconds = (
+            None if due is None else max(0.0, due - workflow.now().timestamp())
+        )
+        return applied
+
+    @update_settings.validator
+    def _validate_settings(self, change: SettingsUpdate) -> None:
+        """Reject before anything is written (the caller sees the field named)."""
+        if self.s.deleting:
+            raise ValueError("the connector is being deleted")
+        interval = change.refresh_interval_seconds
+        if interval is None and not change.config:
+            raise ValueError("nothing to change: give refresh_interval_seconds or config")
+        if interval is not None and interval < 0:
+            raise ValueError(
+                f"refresh_interval_seconds must be a positive number of seconds "
+                f"(0: index-now only), got {interval}"
+            )
+        unknown = sorted(set(change.config) - set(config_fields(self.input.source)))
+        if unknown:
+            raise ValueError(
+                f"connector config field {unknown[0]!r}: not a setting of "
+                f"the {self.input.source} connector"
+            )
+
+    def _reschedule(self, old: int | None, new: int | None) -> None:
+        """Keep the time since the last attempt: due = last end + the new interval."""
+        s = self.s
+        now = workflow.now().timestamp()
+        base = s.next_run_at - old if s.next_run_at is not None and old else now
+        s.next_run_at = base + new if new else None
+
     @workflow.query
     def progress(self) -> ConnectorProgress:
         attempt = self.s.attempt
@@ -142,6 +204,7 @@ class ConnectorWorkflow:
             last_error=self.s.last_error,
             invalid_reason=self.s.invalid_reason,
             next_run_in_seconds=next_in,
+            refresh_interval_seconds=self.input.refresh_interval_seconds,
         )
 
     # --- the state machine ------------------------------------------------------------
@@ -163,7 +226,7 @@ class ConnectorWorkflow:
             # this code raises a plain exception instead, which fails only the workflow
             # *task*: Temporal retries it and the connector waits for the fix, alive.)
             await self._recover_from(err)
-        self._continue_as_new()
+        await self._finish_handlers_then_continue_as_new()
 
     async def _step(self) -> None:
         """One run: wait, start an attempt, run it, close it. Returning continues-as-new."""
@@ -243,10 +306,10 @@ class ConnectorWorkflow:
             due = self._due_at()
             self.next_run_at = due
             timeout = None if due is None else max(0.0, due - workflow.now().timestamp())
-            was = (self.s.paused, self.s.invalid_reason)
+            was = self._wait_inputs()
 
-            def due_or_changed(was: tuple[bool, str | None] = was) -> bool:
-                return self._go() or (self.s.paused, self.s.invalid_reason) != was
+            def due_or_changed(was: tuple[object, ...] = was) -> bool:
+                return self._go() or self._wait_inputs() != was
 
             try:
                 await workflow.wait_condition(
@@ -257,6 +320,10 @@ class ConnectorWorkflow:
             except TimeoutError:
                 self.s.index_requested = True
         self.next_run_at = None
+
+    def _wait_inputs(self) -> tuple[object, ...]:
+        """What, when it changes, means the wait must be worked out again."""
+        return (self.s.paused, self.s.invalid_reason, self.settings_version)
 
     def _resting_state(self) -> RunState:
         if self.s.paused:
@@ -455,6 +522,11 @@ class ConnectorWorkflow:
             f"{c.docs_fetched} fetched, {c.docs_indexed} indexed, {c.docs_skipped} unchanged, "
             f"{c.docs_failed} failed, {self.in_flight} in flight"
         )
+
+    async def _finish_handlers_then_continue_as_new(self) -> NoReturn:
+        """An Update being handled must answer before the run hands over."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._continue_as_new()
 
     def _continue_as_new(self) -> NoReturn:
         # Signals are synchronous handlers, so nothing is half-handled here.

@@ -51,6 +51,12 @@ def build_connector(
     return cls(model, context)
 
 
+def config_fields(source: str) -> list[str]:
+    """The settings a source's config has (empty for an unknown source)."""
+    cls = CONNECTORS.get(source)
+    return list(cls.config_model.model_fields) if cls is not None else []
+
+
 def validate_config(source: str, config: dict[str, Any]) -> dict[str, Any]:
     """Build, check the source is usable, and return the normalised JSON config."""
     connector = build_connector(source, config)

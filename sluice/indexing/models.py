@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from sluice.connectors.models import Checkpoint, DocumentFailure
 
@@ -161,6 +161,30 @@ class CarriedState(BaseModel):
     )
 
 
+class SettingsUpdate(BaseModel):
+    """The ``update_settings`` Update: change a running connector without restarting it.
+
+    ``refresh_interval_seconds``: a positive number of seconds, or 0 for "index-now only";
+    ``None`` leaves it. ``config``: keys to set in the connector's configuration.
+    """
+
+    refresh_interval_seconds: int | None = None
+    config: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class SettingsApplied(BaseModel):
+    refresh_interval_seconds: int | None
+    config: dict[str, JsonValue]
+    next_run_in_seconds: float | None = None
+
+
+class StoreSettingsRequest(BaseModel):
+    cc_pair_id: int
+    refresh_interval_seconds: int | None
+    change_interval: bool
+    config: dict[str, JsonValue]
+
+
 class IndexNowRequest(BaseModel):
     from_beginning: bool = False
 
@@ -185,6 +209,7 @@ class ConnectorProgress(BaseModel):
     last_error: str | None = None
     invalid_reason: str | None = None
     next_run_in_seconds: float | None = None
+    refresh_interval_seconds: int | None = None
 
 
 # --- activity messages ----------------------------------------------------------------

@@ -119,6 +119,14 @@ DELETE_ROWS = ActivityPolicy(
 )
 """Mark a pair deleting, or delete its remaining rows: short and idempotent."""
 
+STORE_SETTINGS = ActivityPolicy(
+    task_queue=TaskQueue.CONNECTOR_DOC_FETCHING,
+    start_to_close=timedelta(seconds=30),
+    heartbeat=None,
+    maximum_attempts=5,
+)
+"""Validate and store a settings change while a person waits for the answer: bounded."""
+
 BOOKKEEPING_STUCK_AFTER = timedelta(seconds=60)
 """A bookkeeping call still retrying after this long marks the connector ``stuck``
 (the SluiceState search attribute, and a warning in the worker log)."""
