@@ -10,7 +10,8 @@ from temporalio.testing import WorkflowEnvironment
 from sluice import connector_ops
 from sluice.ccpairs import get_cc_pair
 from sluice.errors import ConfigurationError, NotFoundError
-from tests.support import FAST, fetchval, running_workers
+from tests.support import FAST, fetchval, only_line, running_workers
+from tests.test_cli import sluice
 
 
 async def test_a_new_interval_moves_the_next_run_without_a_restart(
@@ -86,3 +87,32 @@ async def test_bad_settings_are_refused_with_the_field_named_and_change_nothing(
     stored = await get_cc_pair(tenant, pair.id)
     assert stored.refresh_interval_seconds == 600
     assert stored.config["count"] == 5
+
+
+async def test_sluice_connector_update_from_the_command_line(
+    dev_env: WorkflowEnvironment, tenant: str
+) -> None:
+    async with running_workers(dev_env.client):
+        pair = await connector_ops.add_connector(
+            dev_env.client,
+            tenant,
+            name="cli-live",
+            source="synthetic",
+            config={"count": 5},
+            refresh_interval_seconds=600,
+            tuning=FAST,
+        )
+        await connector_ops.wait_for_attempts(dev_env.client, tenant, pair.id, 1, timeout=60)
+        good = await sluice(dev_env, tenant, "connector", "update", str(pair.id), "--refresh", "60")
+        assert good.returncode == 0, good.stderr
+        assert f"cc-pair {pair.id} updated: refresh every 60 s" in good.stdout
+        bad_args = [
+            (["--refresh", "-1"], "--refresh -1"),
+            (["-c", "colour=blue"], "'colour'"),
+            ([], "nothing to change"),
+        ]
+        for args, expected in bad_args:
+            bad = await sluice(dev_env, tenant, "connector", "update", str(pair.id), *args)
+            assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
+            assert expected in only_line(bad.stderr)
+    assert (await get_cc_pair(tenant, pair.id)).refresh_interval_seconds == 60

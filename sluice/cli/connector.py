@@ -13,7 +13,7 @@ from rich.table import Table
 
 from sluice.ccpairs import check_request
 from sluice.cli.common import TenantOption, fail, run, tenant
-from sluice.indexing.models import ConnectorProgress, DeletionResult
+from sluice.indexing.models import ConnectorProgress, DeletionResult, SettingsApplied
 
 app = typer.Typer(
     help="Add and operate connectors (connector-credential pairs).", no_args_is_help=True
@@ -233,6 +233,46 @@ def index_now(
             _print_progress(final)
 
     run(go())
+
+
+@app.command("update")
+def update(
+    cc_pair_id: int = typer.Argument(...),
+    refresh: int | None = typer.Option(
+        None, "--refresh", help="Refresh interval in seconds (0: index-now only)."
+    ),
+    config: list[str] = typer.Option([], "--config", "-c", help="key=value to set (repeatable)."),
+    config_json: str | None = typer.Option(None, "--config-json", help="Keys as a JSON object."),
+    tenant_id: str | None = TenantOption,
+) -> None:
+    """Change a running connector's interval or config (a workflow Update, no restart)."""
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+    changes = parse_config(config, config_json)
+    if refresh is not None and refresh < 0:
+        raise fail(f"--refresh {refresh}: must be a positive number of seconds (0: index-now only)")
+    if refresh is None and not changes:
+        raise fail("nothing to change: give --refresh or --config key=value")
+
+    async def go() -> SettingsApplied:
+        return await connector_ops.update_connector(
+            await connect(), t, cc_pair_id, refresh_interval_seconds=refresh, config=changes
+        )
+
+    applied = run(go())
+    every = (
+        f"every {applied.refresh_interval_seconds} s"
+        if applied.refresh_interval_seconds
+        else ("on index-now only")
+    )
+    due = applied.next_run_in_seconds
+    console.print(
+        f"cc-pair {cc_pair_id} updated: refresh {every}"
+        + (f", next run in {due:.0f} s" if due is not None else "")
+        + (f"; config {json.dumps(applied.config, sort_keys=True)}" if changes else "")
+    )
 
 
 def _signal(name: str, cc_pair_id: int, tenant_id: str | None) -> None:
