@@ -71,6 +71,7 @@ async def start_connector_workflow(
                 tenant_id=tenant_id,
                 cc_pair_id=pair.id,
                 source=pair.source,
+                name=pair.name,
                 refresh_interval_seconds=pair.refresh_interval_seconds,
                 tuning=tuning or RunTuning(),
             ),
@@ -86,8 +87,12 @@ async def start_connector_workflow(
                 ]
             ),
             static_summary=f"{pair.source} connector '{pair.name}' (cc-pair {pair.id})",
-            static_details=f"tenant {tenant_id}; refresh every "
-            f"{pair.refresh_interval_seconds or 'never (index-now only)'} s",
+            static_details=f"tenant {tenant_id}; "
+            + (
+                f"refresh every {pair.refresh_interval_seconds} s"
+                if pair.refresh_interval_seconds
+                else "index-now only (no refresh interval)"
+            ),
             **signal,
         )
 

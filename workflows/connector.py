@@ -509,23 +509,34 @@ class ConnectorWorkflow:
         self.set_details()
 
     def set_details(self) -> None:
+        """The Web UI's live line. Static summaries do not survive continue-as-new, so the
+        line itself names the connector on every run."""
+        workflow.set_current_details(f"{self._title()}\n{self._status_line()}")
+
+    def _title(self) -> str:
+        name = f" '{self.input.name}'" if self.input.name else ""
+        every = self.input.refresh_interval_seconds
+        refresh = f"refresh every {every} s" if every else "index-now only"
+        return f"{self.input.source} connector{name} (cc-pair {self.input.cc_pair_id}), {refresh}"
+
+    def _status_line(self) -> str:
         attempt = self.s.attempt
-        if attempt is None:
-            workflow.set_current_details(
-                f"{(self.state or RunState.IDLE).value}; last: {self.s.last_attempt_status}"
-            )
-            return
-        c = attempt.counts
         state = (self.state or RunState.IDLE).value
-        workflow.set_current_details(
+        if attempt is None:
+            return f"{state}; last attempt: {self.s.last_attempt_status or 'none yet'}"
+        c = attempt.counts
+        return (
             f"{state}: attempt {attempt.attempt_id}, {c.batches} batches, "
             f"{c.docs_fetched} fetched, {c.docs_indexed} indexed, {c.docs_skipped} unchanged, "
             f"{c.docs_failed} failed, {self.in_flight} in flight"
         )
 
     async def _finish_handlers_then_continue_as_new(self) -> NoReturn:
-        """An Update being handled must answer before the run hands over."""
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        """An Update being handled must answer before the run hands over. (Only waits when
+        one is: an await would end the workflow task, and a query in between would see
+        the finished attempt with the run's old state.)"""
+        if not workflow.all_handlers_finished():
+            await workflow.wait_condition(workflow.all_handlers_finished)
         self._continue_as_new()
 
     def _continue_as_new(self) -> NoReturn:

@@ -68,6 +68,7 @@ class ConnectorWorkflowInput(BaseModel):
     tenant_id: str
     cc_pair_id: int
     source: str
+    name: str | None = Field(default=None, description="The connector's name, for the UI.")
     refresh_interval_seconds: int | None = None
     tuning: RunTuning = Field(default_factory=RunTuning)
     carried: CarriedState | None = None
