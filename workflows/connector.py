@@ -192,7 +192,7 @@ class ConnectorWorkflow:
             tenant_id=self.input.tenant_id,
             cc_pair_id=self.input.cc_pair_id,
             source=self.input.source,
-            state=self.state or RunState.IDLE,
+            state=self._reported_state(),
             attempt_id=attempt.attempt_id if attempt else None,
             attempts_started=self.s.attempts_started,
             last_attempt_status=self.s.last_attempt_status,
@@ -320,6 +320,14 @@ class ConnectorWorkflow:
             except TimeoutError:
                 self.s.index_requested = True
         self.next_run_at = None
+
+    def _reported_state(self) -> RunState:
+        """The state a query reports. A run that has just closed its attempt is about to
+        continue-as-new and still says ``running``; a query answered from that closed
+        run (it races the hand-over) must not, so without an attempt it is at rest."""
+        if self.s.attempt is None and self.state in (None, RunState.RUNNING):
+            return self._resting_state()
+        return self.state or RunState.IDLE
 
     def _wait_inputs(self) -> tuple[object, ...]:
         """What, when it changes, means the wait must be worked out again."""
