@@ -16,16 +16,18 @@ has after ``max_seconds``, so a slow source's documents are processed as they co
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from temporalio import activity
 
 from sluice.ccpairs import load_connector_settings
-from sluice.connectors.base import ConnectorContext
-from sluice.connectors.models import Checkpoint, Document, DocumentFailure
+from sluice.connectors.base import Connector, ConnectorContext
+from sluice.connectors.models import Checkpoint, ConnectorOutput, Document, DocumentFailure
 from sluice.connectors.registry import build_connector
 from sluice.db.session import tenant_connection
-from sluice.indexing.attempts import record_failures
+from sluice.indexing.attempts import failed_document_ids, record_failures
 from sluice.indexing.models import FetchHeartbeat, FetchRequest, FetchResult
 from sluice.indexing.staging import stage_batch
 from sluice.temporal.tenant_context import current_tenant
@@ -47,6 +49,18 @@ def _resume_point(request: FetchRequest) -> FetchHeartbeat:
     return FetchHeartbeat(
         checkpoint=request.checkpoint, batches=[], docs_fetched=0, failures=0, position=0
     )
+
+
+async def _source(
+    tenant: str, request: FetchRequest, connector: Connector[Any], checkpoint: Checkpoint
+) -> AsyncIterator[ConnectorOutput]:
+    """The connector from the checkpoint, or (retry-failed) the recent failures by ID."""
+    if request.retry_failed_before is None:
+        return connector.load(checkpoint)
+    async with tenant_connection(tenant) as (_, raw):
+        ids = await failed_document_ids(raw, request.cc_pair_id, request.retry_failed_before)
+    log.info("retrying failed documents", documents=len(ids))
+    return connector.load_documents(ids, checkpoint)
 
 
 def document_bytes(document: Document) -> int:
@@ -110,7 +124,7 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
     last_beat = 0.0
     timeout = activity.info().heartbeat_timeout
     beat_every = min(PROGRESS_HEARTBEAT_EVERY, timeout.total_seconds() / 4 if timeout else 1.0)
-    async for output in connector.load(checkpoint):
+    async for output in await _source(tenant, request, connector, checkpoint):
         produced_any = True
         position += 1
         if output.document is not None:

@@ -52,6 +52,7 @@ async def start_connector_workflow(
     *,
     index_now: IndexNowRequest | None = None,
     delete: bool = False,
+    retry_failed: bool = False,
 ) -> WorkflowHandle[ConnectorWorkflow, None]:
     """Start the cc-pair's long-lived workflow, or return the one already running.
 
@@ -64,6 +65,8 @@ async def start_connector_workflow(
         signal = {"start_signal": "index_now", "start_signal_args": [index_now]}
     if delete:
         signal = {"start_signal": "delete"}
+    if retry_failed:
+        signal = {"start_signal": "retry_failed"}
     with tenant_scope(tenant_id):
         return await client.start_workflow(
             ConnectorWorkflow.run,
@@ -175,6 +178,15 @@ async def update_connector(
         while isinstance(cause, ActivityError) and cause.cause is not None:
             cause = cause.cause
         raise ConfigurationError(str(cause) if cause else str(err)) from None
+
+
+async def retry_failed(client: Client, tenant_id: str, cc_pair_id: int) -> None:
+    """Fetch again, by ID, only the documents recent attempts recorded as failed."""
+    pair = await get_cc_pair(tenant_id, cc_pair_id)
+    if pair.status == CcPairStatus.DELETING.value:
+        raise ConfigurationError(f"cc-pair {cc_pair_id} is being deleted")
+    with tenant_scope(tenant_id):
+        await start_connector_workflow(client, tenant_id, pair, retry_failed=True)
 
 
 async def send(client: Client, tenant_id: str, cc_pair_id: int, signal: str) -> None:

@@ -29,7 +29,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.docfetching import fetch_documents
     from activities.docprocessing import DocProcessingActivities
-    from sluice.connectors.models import DocumentFailure
+    from sluice.connectors.models import Checkpoint, DocumentFailure
     from sluice.db.models import AttemptStatus
     from sluice.errors import BadCredentialsError, ConfigurationError, ConnectorConfigError
     from sluice.indexing.models import (
@@ -90,6 +90,22 @@ class AttemptPipeline:
         self.fatal: BaseException | None = None
         self.batches_this_run = 0
 
+    # --- where the attempt is -------------------------------------------------------
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The connector's checkpoint; a retry-failed attempt walks its own ID list."""
+        if self.attempt.retry_failed:
+            return self.attempt.retry_checkpoint
+        return self.owner.s.checkpoint
+
+    @checkpoint.setter
+    def checkpoint(self, value: Checkpoint) -> None:
+        if self.attempt.retry_failed:
+            self.attempt.retry_checkpoint = value
+        else:
+            self.owner.s.checkpoint = value
+
     # --- when to do what ------------------------------------------------------------
 
     def stopping(self) -> bool:
@@ -106,7 +122,7 @@ class AttemptPipeline:
         backlog = len(self.pending) + len(self.processing)
         return (
             self.fetch is None
-            and not self.owner.s.checkpoint.done
+            and not self.checkpoint.done
             and not self.stopping()
             and not self.continue_soon()
             and backlog < self.tuning.max_batches_in_flight + self.tuning.batches_per_fetch
@@ -126,7 +142,7 @@ class AttemptPipeline:
                 self._collect_processed()
                 self.owner.set_details()
                 if self._drained() and self.continue_soon():
-                    if not self.stopping() and not self.owner.s.checkpoint.done:
+                    if not self.stopping() and not self.checkpoint.done:
                         return None
         except asyncio.CancelledError:
             await self._cancel_in_flight()
@@ -173,7 +189,7 @@ class AttemptPipeline:
         self.attempt.next_seq += len(result.batches)
         self.attempt.counts.docs_fetched += result.docs_fetched
         self.attempt.counts.docs_failed += result.failures
-        self.owner.s.checkpoint = result.checkpoint
+        self.checkpoint = result.checkpoint
         self.batches_this_run += len(result.batches)
 
     def _collect_processed(self) -> None:
@@ -259,16 +275,18 @@ class AttemptPipeline:
     async def _fetch(self) -> FetchResult:
         owner, attempt, tuning = self.owner, self.attempt, self.tuning
         cc = owner.input.cc_pair_id
+        what = "failed documents" if attempt.retry_failed else "batches"
         return await workflow.execute_activity(
             fetch_documents,
             FetchRequest(
                 cc_pair_id=cc,
                 attempt_id=attempt.attempt_id,
-                checkpoint=owner.s.checkpoint,
+                checkpoint=self.checkpoint,
                 first_seq=attempt.next_seq,
                 batch_size=tuning.batch_size,
                 max_batches=tuning.batches_per_fetch,
                 max_seconds=tuning.fetch_max_seconds,
+                retry_failed_before=attempt.attempt_id if attempt.retry_failed else None,
                 max_document_bytes=tuning.max_document_bytes,
                 max_batch_bytes=tuning.max_batch_bytes,
             ),
@@ -280,7 +298,7 @@ class AttemptPipeline:
             # Wait for the activity to stop before cleaning up, so no batch is staged late.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=(
-                f"fetch {owner.input.source} cc-pair {cc}: batches from #{attempt.next_seq} "
+                f"fetch {owner.input.source} cc-pair {cc}: {what} from #{attempt.next_seq} "
                 f"(attempt {attempt.attempt_id})"
             ),
         )

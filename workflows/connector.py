@@ -111,6 +111,13 @@ class ConnectorWorkflow:
         self.s.deleting = True
 
     @workflow.signal
+    def retry_failed(self) -> None:
+        """Run an attempt that fetches again, by ID, only the documents recent attempts
+        recorded as failed (no from-the-beginning run)."""
+        self.s.retry_failed_requested = True
+        self.s.index_requested = True
+
+    @workflow.signal
     def pause(self) -> None:
         """Stop fetching; the running attempt ends as canceled, resumable from its checkpoint."""
         self.s.paused = True
@@ -371,8 +378,8 @@ class ConnectorWorkflow:
         )
         s.db_status = wanted
 
-    async def _start_attempt(self) -> bool:
-        """Open the next attempt; False when the pair turned out to be deleted."""
+    def _position_checkpoint(self) -> None:
+        """From the beginning, incrementally after a finished pass, or resume as is."""
         s = self.s
         if s.from_beginning:
             s.checkpoint = Checkpoint()
@@ -381,6 +388,14 @@ class ConnectorWorkflow:
             s.checkpoint = Checkpoint(since=s.last_pass_started_at)
         if s.checkpoint.cursor is None:
             s.pass_started_at = workflow.now().timestamp()
+
+    async def _start_attempt(self) -> bool:
+        """Open the next attempt; False when the pair turned out to be deleted."""
+        s = self.s
+        # A retry-failed attempt walks its own list: the connector's checkpoint stays put.
+        retry_failed = s.retry_failed_requested and not s.from_beginning
+        if not retry_failed:
+            self._position_checkpoint()
         info = workflow.info()
         try:
             started: StartedAttempt = await self._book(
@@ -404,7 +419,9 @@ class ConnectorWorkflow:
             from_beginning=s.from_beginning,
             queued=started.adopted,
             next_seq=len(started.adopted),
+            retry_failed=retry_failed,
         )
+        s.retry_failed_requested = False
         s.retry_batches = []
         s.last_error_type = None
         s.attempts_started += 1
@@ -448,7 +465,7 @@ class ConnectorWorkflow:
         if status in (AttemptStatus.SUCCESS, AttemptStatus.COMPLETED_WITH_ERRORS):
             s.consecutive_failures = 0
             s.last_error = None
-            if s.checkpoint.done:
+            if s.checkpoint.done and not attempt.retry_failed:
                 s.last_pass_started_at = s.pass_started_at
         elif status is AttemptStatus.FAILED:
             await self._record_failure(outcome.error or "unknown error")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from sluice.connectors.models import Checkpoint, ConnectorOutput
+from sluice.connectors.models import Checkpoint, ConnectorOutput, Document, DocumentFailure
+from sluice.errors import ConnectorConfigError
 
 
 class ConnectorConfig(BaseModel):
@@ -89,3 +90,23 @@ class Connector(ABC, Generic[ConfigT]):
     @abstractmethod
     def list_ids(self) -> AsyncIterator[str]:
         """Yield every document ID currently at the source (cheap: no content)."""
+
+    async def fetch_document(self, doc_id: str) -> Document | DocumentFailure:
+        """Fetch one document again by its ID ("retry failed documents")."""
+        raise ConnectorConfigError(
+            f"the {self.source} connector cannot fetch documents by ID (retry-failed)"
+        )
+
+    async def load_documents(
+        self, ids: Sequence[str], checkpoint: Checkpoint
+    ) -> AsyncIterator[ConnectorOutput]:
+        """Fetch ``ids`` again, in order; the cursor is how many are done."""
+        cursor = checkpoint.cursor
+        start = cursor if isinstance(cursor, int) and not isinstance(cursor, bool) else 0
+        for index in range(start, len(ids)):
+            result = await self.fetch_document(ids[index])
+            after = Checkpoint(cursor=index + 1, done=index + 1 == len(ids))
+            if isinstance(result, Document):
+                yield ConnectorOutput(kind="document", document=result, checkpoint=after)
+            else:
+                yield ConnectorOutput(kind="failure", failure=result, checkpoint=after)

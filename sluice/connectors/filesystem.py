@@ -187,6 +187,25 @@ class FilesystemConnector(Connector[FilesystemConfig]):
         for entry in await asyncio.to_thread(self._scan):
             yield entry.doc_id
 
+    async def fetch_document(self, doc_id: str) -> Document | DocumentFailure:
+        """Read the file the ID names again (it must still be inside the folder)."""
+        return await asyncio.to_thread(self._read_by_id, doc_id)
+
+    def _read_by_id(self, doc_id: str) -> Document | DocumentFailure:
+        rel = doc_id.removeprefix(self.id_prefix)
+        full = os.path.join(self.root, *rel.split("/"))
+        inside = _inside(os.path.realpath(full), os.path.realpath(self.root))
+        if rel == doc_id or not inside:
+            return DocumentFailure(document_id=doc_id, message="not a file of this folder")
+        try:
+            st = os.stat(full)
+        except OSError as exc:
+            return DocumentFailure(document_id=doc_id, message=f"cannot stat file: {exc.strerror}")
+        if not stat.S_ISREG(st.st_mode):
+            return DocumentFailure(document_id=doc_id, message="not a regular file")
+        changed = max(st.st_mtime, st.st_ctime)
+        return self._read(_Entry(rel, full, doc_id, changed=changed))
+
     def _read(self, entry: _Entry) -> Document | DocumentFailure:
         """Read and parse one file (blocking; run in a thread). Problems become failures."""
         doc_id = entry.doc_id

@@ -250,6 +250,13 @@ class SyntheticConnector(Connector[SyntheticConfig]):
             else:
                 yield ConnectorOutput(kind="failure", failure=result, checkpoint=after)
 
+    async def fetch_document(self, doc_id: str) -> Document | DocumentFailure:
+        """The document at the position the ID names (as ``load`` would emit it now)."""
+        rest = doc_id.removeprefix(self.id_prefix)
+        if rest == doc_id or not rest.isdigit() or int(rest) >= self.config.count:
+            return DocumentFailure(document_id=doc_id, message="not a document of this source")
+        return self.item(int(rest))
+
     async def list_ids(self) -> AsyncIterator[str]:
         """Every distinct ID ``load`` emits (failing positions included), in order."""
         previous: str | None = None

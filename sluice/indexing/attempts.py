@@ -208,3 +208,27 @@ async def mark_indexed(raw: Any, cc_pair_id: int) -> None:
         """,
         cc_pair_id,
     )
+
+
+RETRY_FAILED_LOOKBACK = 5
+"""Attempts whose per-document errors "retry failed documents" fetches again."""
+
+
+async def failed_document_ids(raw: Any, cc_pair_id: int, before_attempt: int) -> list[str]:
+    """Document IDs recorded as failed in the pair's last attempts before ``before_attempt``
+    (not batch-level errors), sorted: the same list on every try of the same attempt."""
+    rows = await raw.fetch(
+        """
+        SELECT DISTINCT e.document_id FROM index_attempt_error e
+        WHERE e.cc_pair_id = $1 AND e.document_id IS NOT NULL
+          AND e.document_id NOT LIKE 'batch:%'
+          AND e.index_attempt_id IN (
+              SELECT id FROM index_attempt WHERE cc_pair_id = $1 AND id < $2
+              ORDER BY id DESC LIMIT $3)
+        ORDER BY e.document_id
+        """,
+        cc_pair_id,
+        before_attempt,
+        RETRY_FAILED_LOOKBACK,
+    )
+    return [r["document_id"] for r in rows]

@@ -110,6 +110,12 @@ class AttemptInProgress(BaseModel):
     queued: list[StagedBatchRef] = Field(
         default_factory=list, description="Batches to process before fetching (adopted)."
     )
+    retry_failed: bool = Field(
+        default=False,
+        description="Fetches only the documents recent attempts recorded as failed, by ID, "
+        "with its own checkpoint; the connector's checkpoint is left as it is.",
+    )
+    retry_checkpoint: Checkpoint = Field(default_factory=Checkpoint)
 
 
 class AttemptOutcome(BaseModel):
@@ -131,6 +137,7 @@ class CarriedState(BaseModel):
     invalid_reason: str | None = None
     index_requested: bool = True
     from_beginning: bool = False
+    retry_failed_requested: bool = False
     attempt: AttemptInProgress | None = None
     ending: AttemptOutcome | None = Field(
         default=None, description="Outcome of the attempt being closed (written next)."
@@ -245,6 +252,11 @@ class FetchRequest(BaseModel):
     batch_size: int
     max_batches: int
     max_seconds: float = 300.0
+    retry_failed_before: int | None = Field(
+        default=None,
+        description="Fetch, by ID, the documents that failed in recent attempts before this "
+        "attempt ID, instead of running the connector from the checkpoint.",
+    )
     max_document_bytes: int = 10 * 1024 * 1024
     max_batch_bytes: int = 32 * 1024 * 1024
 
