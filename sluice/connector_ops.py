@@ -19,6 +19,7 @@ from temporalio.common import (
 from temporalio.exceptions import ActivityError
 from temporalio.service import RPCError, RPCStatusCode
 
+from sluice.bulk import BulkOperation, BulkRequest, BulkResult, BulkSelector
 from sluice.ccpairs import (
     CcPairInfo,
     create_cc_pair,
@@ -40,6 +41,7 @@ from sluice.indexing.models import (
 from sluice.queues import TaskQueue
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
+from workflows.bulk import BulkConnectorsWorkflow, bulk_workflow_id
 from workflows.connector import ConnectorWorkflow, connector_workflow_id
 from workflows.deletion import deletion_workflow_id
 
@@ -263,3 +265,22 @@ async def wait_for_deletion(
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"cc-pair {cc_pair_id}: deletion did not finish in {timeout}s")
         await asyncio.sleep(0.25)
+
+
+async def bulk(
+    client: Client, tenant_id: str, operation: BulkOperation, selector: BulkSelector
+) -> BulkResult:
+    """Signal every selected connector (one workflow, visible in the Web UI); asking twice
+    while it runs attaches to the same run."""
+    selector.check()
+    request = BulkRequest(tenant_id=tenant_id, operation=operation, selector=selector)
+    with tenant_scope(tenant_id):
+        handle = await client.start_workflow(
+            BulkConnectorsWorkflow.run,
+            request,
+            id=bulk_workflow_id(request),
+            task_queue=TaskQueue.PRIMARY.value,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"{operation.value} for connectors: {selector.describe()}",
+        )
+        return await handle.result()

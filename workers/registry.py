@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from activities import attempts, deletion, docfetching, probe, settings
+from activities import attempts, bulk, deletion, docfetching, probe, settings
 from activities.docprocessing import DocProcessingActivities
 from sluice.index.embedding import EmbeddingProvider
 from sluice.queues import TaskQueue
+from workflows.bulk import BulkConnectorsWorkflow
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
 
 WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
-    TaskQueue.PRIMARY: [ConnectorWorkflow, ConnectorDeletionWorkflow],
+    TaskQueue.PRIMARY: [ConnectorWorkflow, ConnectorDeletionWorkflow, BulkConnectorsWorkflow],
 }
 
 
@@ -28,6 +29,7 @@ def activities_for(
             attempts.finish_index_attempt,
             attempts.set_cc_pair_status,
             settings.store_connector_settings,
+            bulk.select_connectors,
         ],
         TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
         TaskQueue.CONNECTOR_DELETION: [
