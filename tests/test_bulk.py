@@ -63,19 +63,26 @@ async def test_bulk_pause_by_source_and_resume_by_status(
         )
         assert sorted(paused.signalled) == syn
         for cc in syn:
-            await eventually(lambda cc=cc: _state(client, tenant, cc, RunState.PAUSED))
+            await _until_state(client, tenant, cc, RunState.PAUSED)
         resumed = await connector_ops.bulk(
             client, tenant, BulkOperation.RESUME, BulkSelector(status="paused")
         )
         assert sorted(resumed.signalled) == syn
         for cc in syn:
-            await eventually(lambda cc=cc: _state(client, tenant, cc, RunState.IDLE))
+            await _until_state(client, tenant, cc, RunState.IDLE)
         with pytest.raises(ConfigurationError, match="--status 'sleepy'"):
             await connector_ops.bulk(
                 client, tenant, BulkOperation.PAUSE, BulkSelector(status="sleepy")
             )
         with pytest.raises(ConfigurationError, match="--all"):
             await connector_ops.bulk(client, tenant, BulkOperation.PAUSE, BulkSelector())
+
+
+async def _until_state(client: Client, tenant: str, cc: int, state: RunState) -> None:
+    async def reached() -> bool:
+        return await _state(client, tenant, cc, state)
+
+    await eventually(reached, timeout=30)
 
 
 async def _state(client: Client, tenant: str, cc: int, state: RunState) -> bool:
