@@ -275,6 +275,32 @@ def update(
     )
 
 
+@app.command("retry-failed")
+def retry_failed(
+    cc_pair_id: int = typer.Argument(...),
+    wait: bool = typer.Option(False, "--wait"),
+    timeout: float = typer.Option(3600, "--timeout"),
+    tenant_id: str | None = TenantOption,
+) -> None:
+    """Fetch again only the documents recent attempts recorded as failed (by ID)."""
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+
+    async def go() -> None:
+        client = await connect()
+        before = await connector_ops.progress(client, t, cc_pair_id)
+        await connector_ops.retry_failed(client, t, cc_pair_id)
+        console.print(f"retry-failed sent to cc-pair {cc_pair_id}")
+        if wait:
+            target = before.attempts_started + 1
+            final = await wait_with_progress(client, t, cc_pair_id, target, timeout)
+            _print_progress(final)
+
+    run(go())
+
+
 def _signal(name: str, cc_pair_id: int, tenant_id: str | None) -> None:
     from sluice import connector_ops
     from sluice.temporal.client import connect
