@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from sluice.ccpairs import create_cc_pair
 from sluice.connectors.base import Connector, ConnectorContext
 from sluice.connectors.filesystem import FilesystemConfig, FilesystemConnector
 from sluice.connectors.models import Checkpoint, ConnectorOutput
@@ -335,13 +336,16 @@ def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-def web(start_url: str, **overrides: object) -> WebConnector:
-    return WebConnector(WebConfig.model_validate({"start_url": start_url, **overrides}))
+async def web(tenant_id: str, start_url: str, **overrides: object) -> WebConnector:
+    """A web connector with its own cc-pair: its crawl frontier lives in the tenant's DB."""
+    config = {"start_url": start_url, **overrides}
+    pair = await create_cc_pair(tenant_id, name="web", source="web", config=config)
+    return WebConnector(WebConfig.model_validate(config), ConnectorContext(tenant_id, pair.id))
 
 
-async def test_web_crawl_breadth_first_same_host(site: tuple[str, list[str]]) -> None:
+async def test_web_crawl_breadth_first_same_host(site: tuple[str, list[str]], tenant: str) -> None:
     base, requests = site
-    outputs = await collect(web(base))
+    outputs = await collect(await web(tenant, base))
     assert emitted_ids(outputs) == [
         f"{base}/",
         f"{base}/a",
@@ -351,10 +355,14 @@ async def test_web_crawl_breadth_first_same_host(site: tuple[str, list[str]]) ->
     ]
     assert [o.kind for o in outputs] == ["document"] * 3 + ["failure", "document"]
     assert_done_only_at_end(outputs)
-    # the PDF was fetched but skipped; /redirect -> /a was followed but not emitted twice
-    assert requests == ["/", "/a", "/b", "/missing", "/file.pdf", "/c", "/redirect", "/a"]
+    # the PDF was fetched but skipped; /redirect -> /a was followed but not emitted twice;
+    # robots.txt comes first (404 here: everything is allowed)
+    assert requests == [
+        "/robots.txt", "/", "/a", "/b", "/missing", "/file.pdf", "/c", "/redirect", "/a"
+    ]  # fmt: skip
     final = outputs[-1].checkpoint.cursor
-    assert isinstance(final, dict) and final["queue"] == [] and final["emitted"] == 7
+    assert isinstance(final, dict) and set(final) == {"pass", "position"}
+    assert final["position"] == 7
 
     home = outputs[0].document
     assert home is not None
@@ -371,63 +379,71 @@ async def test_web_crawl_breadth_first_same_host(site: tuple[str, list[str]]) ->
     assert failure.document_link == f"{base}/missing" and "404" in failure.message
 
 
-async def test_web_max_pages_limits_fetches(site: tuple[str, list[str]]) -> None:
+async def test_web_max_pages_limits_fetches(site: tuple[str, list[str]], tenant: str) -> None:
     base, requests = site
-    outputs = await collect(web(base, max_pages=2))
+    outputs = await collect(await web(tenant, base, max_pages=2))
     assert emitted_ids(outputs) == [f"{base}/", f"{base}/a"]
     assert_done_only_at_end(outputs)
-    assert requests == ["/", "/a"]
+    assert requests == ["/robots.txt", "/", "/a"]
     cursor = outputs[-1].checkpoint.cursor
-    assert isinstance(cursor, dict) and cursor["emitted"] == 2 and cursor["queue"] == []
+    assert isinstance(cursor, dict) and cursor["position"] == 2
 
 
-async def test_web_resume_from_mid_checkpoint(site: tuple[str, list[str]]) -> None:
+async def test_web_resume_from_mid_checkpoint(site: tuple[str, list[str]], tenant: str) -> None:
     base, requests = site
-    full = await collect(web(base))
+    connector = await web(tenant, base)
+    full = await collect(connector)
     mid = Checkpoint.model_validate_json(full[1].checkpoint.model_dump_json())
-    assert isinstance(mid.cursor, dict) and mid.cursor["emitted"] == 2
+    assert isinstance(mid.cursor, dict) and mid.cursor["position"] == 2
     requests.clear()
-    rest = await collect(web(base), mid)
+    rest = await collect(connector, mid)
     assert emitted_ids(rest) == emitted_ids(full[2:])
     assert rest[-1].checkpoint == full[-1].checkpoint
-    assert requests[0] == "/b"  # nothing before the checkpoint was fetched again
+    assert requests[:2] == ["/robots.txt", "/b"]  # nothing before the checkpoint again
 
 
-async def test_web_sitemap_mode(site: tuple[str, list[str]]) -> None:
+async def test_web_sitemap_mode(site: tuple[str, list[str]], tenant: str) -> None:
     base, requests = site
-    connector = web(f"{base}/sitemap.xml", sitemap=True)
+    connector = await web(tenant, f"{base}/sitemap.xml", sitemap=True)
     outputs = await collect(connector)
     assert emitted_ids(outputs) == [f"{base}/a", f"{base}/c", f"{base}/missing"]
     assert [o.kind for o in outputs] == ["document", "document", "failure"]
     assert_done_only_at_end(outputs)
     assert "/redirect" not in requests  # links are not followed in sitemap mode
     assert await ids_of(connector.list_ids()) == emitted_ids(outputs)
-    nested = await collect(web(f"{base}/sitemap-index.xml", sitemap=True, max_pages=1))
+    nested = await collect(
+        await web(tenant, f"{base}/sitemap-index.xml", sitemap=True, max_pages=1)
+    )
     assert emitted_ids(nested) == [f"{base}/a"]
 
 
-async def test_web_missing_sitemap_is_one_final_failure(site: tuple[str, list[str]]) -> None:
+async def test_web_missing_sitemap_is_one_final_failure(
+    site: tuple[str, list[str]], tenant: str
+) -> None:
     base, _ = site
-    [output] = await collect(web(f"{base}/nope.xml", sitemap=True))
+    [output] = await collect(await web(tenant, f"{base}/nope.xml", sitemap=True))
     assert output.kind == "failure" and output.checkpoint.done
     assert output.failure is not None and "404" in output.failure.message
 
 
-async def test_web_timeout_and_off_host_redirect_are_failures(site: tuple[str, list[str]]) -> None:
+async def test_web_timeout_and_off_host_redirect_are_failures(
+    site: tuple[str, list[str]], tenant: str
+) -> None:
     base, _ = site
-    outputs = await collect(web(f"{base}/slowhome", timeout_seconds=0.3, max_pages=3))
+    slow = await web(tenant, f"{base}/slowhome", timeout_seconds=0.3, max_pages=3)
+    outputs = await collect(slow)
     assert emitted_ids(outputs) == [f"{base}/slowhome", f"{base}/slow", f"{base}/a"]
     assert outputs[1].failure is not None and "timed out" in outputs[1].failure.message
-    [redirected] = await collect(web(f"{base}/off-redirect"))
+    [redirected] = await collect(await web(tenant, f"{base}/off-redirect"))
     assert redirected.failure is not None and "off-host" in redirected.failure.message
 
 
-async def test_web_list_ids(site: tuple[str, list[str]]) -> None:
+async def test_web_list_ids(site: tuple[str, list[str]], tenant: str) -> None:
     base, _ = site
-    ids = await ids_of(web(base).list_ids())
+    ids = await ids_of((await web(tenant, base)).list_ids())
     assert ids == [f"{base}/", f"{base}/a", f"{base}/b", f"{base}/c"]  # the 404 is gone
     with pytest.raises(WebFetchError):
-        await ids_of(web(f"{base}/missing").list_ids())
+        await ids_of((await web(tenant, f"{base}/missing")).list_ids())
 
 
 def test_web_config_and_url_normalisation() -> None:
@@ -608,11 +624,11 @@ async def test_filesystem_skips_symlinks_leading_out_of_the_tree(tmp_path: Path)
     assert await ids_of(fs(root).list_ids()) == [fid(root, "inner-link.txt"), fid(root, "real.txt")]
 
 
-async def test_web_declared_and_unknown_charsets(site: tuple[str, list[str]]) -> None:
+async def test_web_declared_and_unknown_charsets(site: tuple[str, list[str]], tenant: str) -> None:
     base, _ = site
-    [latin1] = await collect(web(f"{base}/latin1", max_pages=1))
+    [latin1] = await collect(await web(tenant, f"{base}/latin1", max_pages=1))
     assert latin1.document is not None and "café" in latin1.document.text
-    [bogus] = await collect(web(f"{base}/bogus-charset", max_pages=1))
+    [bogus] = await collect(await web(tenant, f"{base}/bogus-charset", max_pages=1))
     assert bogus.document is not None and "naïve" in bogus.document.text
 
 

@@ -1,15 +1,16 @@
 """Web connector: a breadth-first crawl of one host, or the pages listed in a sitemap.
 
-The whole crawl frontier lives in the checkpoint cursor, so an activity that dies mid-crawl
-resumes exactly where its last heartbeat left it instead of re-crawling from the start URL.
-The HTML-to-text parser here uses only the stdlib ``html.parser`` (no new dependency) and is
-shared with the filesystem connector.
+The crawl frontier (queued URLs) and seen-set live in Postgres (``web_frontier.py``); the
+checkpoint cursor only names the crawl pass and the position reached in it, so it stays
+a few dozen bytes however large the site, and an activity that dies mid-crawl resumes
+exactly where its checkpoint left it instead of re-crawling from the start URL. The
+host's robots.txt is honoured (``robots.py``). The HTML-to-text parser here uses only the
+stdlib ``html.parser`` (no new dependency) and is shared with the filesystem connector.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +21,8 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
 import httpx
-from pydantic import Field, JsonValue, field_validator
+import structlog
+from pydantic import Field, field_validator
 
 from sluice.connectors.base import Connector, ConnectorConfig
 from sluice.connectors.models import (
@@ -30,9 +32,28 @@ from sluice.connectors.models import (
     DocumentFailure,
     Section,
 )
+from sluice.connectors.robots import (
+    ALLOW_ALL,
+    MAX_ROBOTS_BYTES,
+    RobotsRules,
+    parse_robots,
+    robots_url,
+)
+from sluice.connectors.web_frontier import (
+    DbFrontier,
+    Frontier,
+    LegacyCursor,
+    MemoryFrontier,
+    PassCursor,
+    parse_cursor,
+)
 from sluice.errors import ConnectorConfigError, SluiceError
 
+log = structlog.get_logger(__name__)
+
 USER_AGENT = "Sluice/0.1 (web connector)"
+PRODUCT_TOKEN = USER_AGENT.split("/", 1)[0]
+"""What robots.txt ``User-agent`` lines name to address this crawler: ``Sluice``."""
 MAX_PAGE_BYTES = 10 * 1024 * 1024
 """Pages larger than this are reported as failures rather than held in memory."""
 
@@ -43,9 +64,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class WebFetchError(SluiceError):
-    """The crawl's root (start page or sitemap) could not be fetched; retryable.
+    """The crawl's root (robots.txt, start page or sitemap) could not be fetched; retryable.
 
-    Raised by ``list_ids`` only: an empty ID list would make pruning delete every page.
+    ``list_ids`` raises it rather than return an empty list (pruning would delete every
+    page); ``load`` raises it only when robots.txt is unreachable.
     """
 
 
@@ -216,6 +238,11 @@ class WebConfig(ConnectorConfig):
     max_pages: int = Field(default=100, ge=1, le=100_000)
     sitemap: bool = Field(default=False, description="start_url is a sitemap; crawl its <loc>s.")
     timeout_seconds: float = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
+    respect_robots_txt: bool = Field(
+        default=True,
+        description="Honour the host's robots.txt. Turn off only for a site you run "
+        "(say, an intranet whose robots.txt keeps every crawler out).",
+    )
 
     @field_validator("start_url")
     @classmethod
@@ -226,46 +253,7 @@ class WebConfig(ConnectorConfig):
         return normalised
 
 
-# --------------------------------------------------------------------------- crawl state
-
-
-@dataclass
-class _CrawlState:
-    """The frontier. Invariant: ``emitted + len(queue) <= max_pages``, so ``seen`` stays small."""
-
-    queue: deque[str]
-    seen: list[str]
-    seen_set: set[str]
-    emitted: int
-
-    @classmethod
-    def fresh(cls, urls: list[str]) -> _CrawlState:
-        return cls(deque(urls), list(urls), set(urls), 0)
-
-    @classmethod
-    def from_cursor(cls, cursor: object) -> _CrawlState:
-        if not isinstance(cursor, dict):
-            raise ConnectorConfigError("malformed web checkpoint cursor: expected an object")
-        queue, seen, emitted = cursor.get("queue"), cursor.get("seen"), cursor.get("emitted")
-        if (
-            not isinstance(queue, list)
-            or not isinstance(seen, list)
-            or not all(isinstance(u, str) for u in [*queue, *seen])
-            or not isinstance(emitted, int)
-            or isinstance(emitted, bool)
-        ):
-            raise ConnectorConfigError(
-                "malformed web checkpoint cursor: "
-                "expected {queue: [str], seen: [str], emitted: int}"
-            )
-        return cls(deque(queue), list(seen), set(seen), emitted)
-
-    def cursor(self) -> dict[str, JsonValue]:
-        return {"queue": list(self.queue), "seen": list(self.seen), "emitted": self.emitted}
-
-    def add(self, url: str) -> None:
-        self.seen.append(url)
-        self.seen_set.add(url)
+# --------------------------------------------------------------------------- fetching
 
 
 @dataclass
@@ -276,9 +264,11 @@ class _Fetched:
     page: HtmlPage | None = None
     failure: str | None = None
     transient: bool = False
+    status: int | None = None
+    """The HTTP status of a response that failed (4xx/5xx)."""
     last_modified: datetime | None = None
     body: bytes | None = None
-    """Raw body, only for non-page fetches (the sitemap)."""
+    """Raw body, only for non-page fetches (the sitemap, robots.txt)."""
 
 
 class _OffHostRedirect(Exception):
@@ -287,15 +277,20 @@ class _OffHostRedirect(Exception):
         self.url = url
 
 
+class _Disallowed(Exception):
+    """A redirect within the host led to a URL robots.txt disallows."""
+
+
 # --------------------------------------------------------------------------- connector
 
 
 class WebConnector(Connector[WebConfig]):
     """Crawls one host breadth-first (or a sitemap's pages) with a resumable frontier.
 
-    Checkpoint cursor: ``{"queue": [pending urls], "seen": [emitted or queued urls],
-    "emitted": pages fetched so far}``. Every fetched URL (documents, failures, skipped
-    non-HTML responses) counts towards ``max_pages``, which bounds work, not just output.
+    Checkpoint cursor: ``{"pass": crawl pass ID, "position": URLs consumed}``; the queue
+    and seen-set are rows of that pass in Postgres (see ``web_frontier``). Every URL taken
+    from the queue (documents, failures, skipped non-HTML responses, URLs robots.txt
+    disallows) counts towards ``max_pages``, which bounds work, not just output.
     """
 
     source: ClassVar[str] = "web"
@@ -312,14 +307,21 @@ class WebConnector(Connector[WebConfig]):
                 "with a host"
             )
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(
+        self, robots: RobotsRules | None = None, *, any_host: bool = False
+    ) -> httpx.AsyncClient:
         host = _netloc(self._start)
 
         async def guard(request: httpx.Request) -> None:
-            # Redirects are followed by httpx; refuse to leave the host, even for one hop.
+            if any_host:  # robots.txt: redirects may cross hosts (RFC 9309)
+                return
+            # Redirects are followed by httpx; refuse to leave the host, even for one hop,
+            # and to follow one to a URL robots.txt disallows.
             target = normalize_url(str(request.url))
             if target is None or _netloc(target) != host:
                 raise _OffHostRedirect(str(request.url))
+            if robots is not None and not robots.allowed(target):
+                raise _Disallowed(target)
 
         return httpx.AsyncClient(
             timeout=httpx.Timeout(self.config.timeout_seconds),
@@ -342,6 +344,8 @@ class WebConnector(Connector[WebConfig]):
                 return await self.context.alive_while(get())
         except _OffHostRedirect as exc:
             return _Fetched(url, failure=f"redirected off-host to {exc.url}; not followed")
+        except _Disallowed:
+            return _Fetched(url)  # skipped, like the URL itself being disallowed
         except (httpx.TimeoutException, TimeoutError):
             return _Fetched(url, failure=f"timed out after {timeout:g}s", transient=True)
         except httpx.TooManyRedirects:
@@ -355,6 +359,7 @@ class WebConnector(Connector[WebConfig]):
                 url,
                 failure=f"HTTP {response.status_code} {response.reason_phrase}".strip(),
                 transient=response.status_code >= 500 or response.status_code == 429,
+                status=response.status_code,
             )
         final = normalize_url(str(response.url)) or url
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -377,9 +382,39 @@ class WebConnector(Connector[WebConfig]):
             return _Fetched(final, failure=f"could not parse HTML: {exc}")
         return _Fetched(final, page=page, last_modified=_last_modified(response))
 
-    async def _sitemap_urls(self, client: httpx.AsyncClient) -> list[str] | str:
-        """Page URLs from the sitemap (one level of sitemap index), or an error message."""
+    async def _robots(self) -> RobotsRules:
+        """The host's robots.txt rules for this crawler, read once per load or listing.
+
+        RFC 9309: a 4xx answer (no robots.txt) allows everything; an unreachable one (5xx,
+        429, a timeout, a network error) means "disallow everything", so the run stops
+        with the retryable ``WebFetchError`` and is retried later, fetching nothing.
+        """
+        if not self.config.respect_robots_txt:
+            return ALLOW_ALL
+        url = robots_url(self._start)
+        async with self._client(any_host=True) as client:
+            fetched = await self._fetch(client, url, html_only=False)
+        if fetched.body is not None:
+            text = fetched.body[:MAX_ROBOTS_BYTES].decode("utf-8-sig", errors="replace")
+            return parse_robots(text, PRODUCT_TOKEN)
+        status = fetched.status
+        if status is not None and 400 <= status < 500 and status != 429:
+            return ALLOW_ALL
+        raise WebFetchError(
+            f"robots.txt {url} is unreachable ({fetched.failure}); nothing is crawled until "
+            "it can be read"
+        )
+
+    async def _sitemap_urls(
+        self, client: httpx.AsyncClient, robots: RobotsRules
+    ) -> list[str] | str:
+        """Page URLs from the sitemap (one level of sitemap index), or an error message.
+
+        URLs robots.txt disallows are left out, so they take no room under ``max_pages``.
+        """
         host = _netloc(self._start)
+        if not robots.allowed(self._start):
+            return f"sitemap {self._start} is disallowed by robots.txt for {PRODUCT_TOKEN}"
         pending: list[str] = [self._start]
         pages: list[str] = []
         fetched = 0
@@ -402,13 +437,21 @@ class WebConnector(Connector[WebConfig]):
                 if element.tag.rsplit("}", 1)[-1] != "loc" or not element.text:
                     continue
                 url = normalize_url(element.text)
-                if url is None or _netloc(url) != host:
+                if url is None or _netloc(url) != host or not robots.allowed(url):
                     continue
                 if is_index and sitemap_url == self._start:
                     pending.append(url)
                 elif url not in pages:
                     pages.append(url)
         return pages[: self.config.max_pages]
+
+    async def _seeds(self, client: httpx.AsyncClient, robots: RobotsRules) -> list[str] | str:
+        """Where a new pass starts: the start page or the sitemap's pages; or an error."""
+        if self.config.sitemap:
+            return await self._sitemap_urls(client, robots)
+        if not robots.allowed(self._start):
+            return f"start_url {self._start} is disallowed by robots.txt for {PRODUCT_TOKEN}"
+        return [self._start]
 
     def _document(self, fetched: _Fetched) -> Document:
         assert fetched.page is not None
@@ -427,64 +470,86 @@ class WebConnector(Connector[WebConfig]):
             updated_at=fetched.last_modified,
         )
 
-    async def _crawl(
-        self, client: httpx.AsyncClient, state: _CrawlState
-    ) -> AsyncIterator[_Fetched]:
-        """Fetch the frontier in order, growing it with same-host links (crawl mode only)."""
+    def _links(self, fetched: _Fetched, robots: RobotsRules) -> list[str]:
+        """Same-host links of a fetched page that robots.txt allows (crawl mode only)."""
+        if fetched.page is None or self.config.sitemap:
+            return []
         host = _netloc(self._start)
+        base = fetched.url
+        if fetched.page.base_href:
+            base = normalize_url(fetched.page.base_href, fetched.url) or base
+        links: list[str] = []
+        for href in fetched.page.links:
+            link = normalize_url(href, base)
+            if link is not None and _netloc(link) == host and robots.allowed(link):
+                links.append(link)
+        return links
+
+    async def _crawl(
+        self, client: httpx.AsyncClient, frontier: Frontier, robots: RobotsRules
+    ) -> AsyncIterator[_Fetched]:
+        """Fetch the frontier in order, growing it with same-host links (crawl mode only).
+
+        One step per queued URL: take it (``frontier.position`` moves past it), fetch it
+        unless robots.txt disallows it, record what it found, then yield it. The frontier's
+        writes for a step are committed before the step is yielded.
+        """
         limit = self.config.max_pages
-        while state.queue and state.emitted < limit:
-            url = state.queue.popleft()
-            state.emitted += 1
+        while frontier.position < limit:
+            item = await frontier.next()
+            if item is None or item[0] >= limit:
+                break
+            seq, url = item
+            frontier.position = seq + 1
+            if not robots.allowed(url):
+                continue  # skipped: never requested, not a failure
             fetched = await self._fetch(client, url, html_only=True)
-            if fetched.url != url:  # redirected within the host
-                if fetched.url in state.seen_set:
-                    continue  # that page is (or will be) crawled under its own URL
-                state.add(fetched.url)
-            if fetched.page is not None and not self.config.sitemap:
-                base = fetched.url
-                if fetched.page.base_href:
-                    base = normalize_url(fetched.page.base_href, fetched.url) or base
-                for href in fetched.page.links:
-                    if state.emitted + len(state.queue) >= limit:
-                        break
-                    link = normalize_url(href, base)
-                    if link is None or link in state.seen_set or _netloc(link) != host:
-                        continue
-                    state.queue.append(link)
-                    state.add(link)
+            redirect = fetched.url if fetched.url != url else None
+            if not await frontier.record(seq, redirect, self._links(fetched, robots), limit):
+                continue  # redirected to a page that is (or will be) crawled under its URL
             yield fetched
 
-    async def _initial_state(
-        self, client: httpx.AsyncClient, checkpoint: Checkpoint
-    ) -> _CrawlState | str:
-        if checkpoint.cursor is not None:
-            return _CrawlState.from_cursor(checkpoint.cursor)
-        if not self.config.sitemap:
-            return _CrawlState.fresh([self._start])
-        urls = await self._sitemap_urls(client)
-        return urls if isinstance(urls, str) else _CrawlState.fresh(urls)
+    async def _open_frontier(
+        self, client: httpx.AsyncClient, robots: RobotsRules, checkpoint: Checkpoint
+    ) -> DbFrontier | str:
+        """The pass the checkpoint is in, or a new one; an error message if it cannot start."""
+        tenant_id, cc_pair_id = self.context.tenant_id, self.context.cc_pair_id
+        cursor = parse_cursor(checkpoint.cursor)
+        if isinstance(cursor, LegacyCursor):
+            return await DbFrontier.from_legacy(tenant_id, cc_pair_id, cursor)
+        if isinstance(cursor, PassCursor):
+            frontier = await DbFrontier.resume(tenant_id, cc_pair_id, cursor)
+            if frontier is not None:
+                return frontier
+            log.warning(
+                "web crawl pass is gone; starting a new pass",
+                cc_pair_id=cc_pair_id,
+                crawl_pass=cursor.pass_id,
+            )
+        seeds = await self._seeds(client, robots)
+        if isinstance(seeds, str):
+            return seeds
+        return await DbFrontier.start(tenant_id, cc_pair_id, seeds)
 
     async def load(self, checkpoint: Checkpoint) -> AsyncIterator[ConnectorOutput]:
         """Yield pages; each item is held back until the next is known so the last has done."""
         since = checkpoint.since
-        async with self._client() as client:
-            state = await self._initial_state(client, checkpoint)
-            if isinstance(state, str):  # the sitemap itself failed: nothing else to do
-                failure = DocumentFailure(document_link=self._start, message=state)
+        robots = await self._robots()
+        async with self._client(robots) as client:
+            frontier = await self._open_frontier(client, robots, checkpoint)
+            if isinstance(frontier, str):  # the sitemap or start page cannot be crawled
+                failure = DocumentFailure(document_link=self._start, message=frontier)
                 yield ConnectorOutput(
                     kind="failure",
                     failure=failure,
-                    checkpoint=Checkpoint(
-                        cursor=_CrawlState.fresh([]).cursor(), since=since, done=True
-                    ),
+                    checkpoint=Checkpoint(cursor=None, since=since, done=True),
                 )
                 return
             pending: ConnectorOutput | None = None
-            async for fetched in self._crawl(client, state):
+            async for fetched in self._crawl(client, frontier, robots):
                 if fetched.page is None and fetched.failure is None:
                     continue
-                after = Checkpoint(cursor=state.cursor(), since=since)
+                after = Checkpoint(cursor=frontier.cursor(), since=since)
                 if fetched.failure is not None:
                     output = ConnectorOutput(
                         kind="failure",
@@ -503,26 +568,28 @@ class WebConnector(Connector[WebConfig]):
                     yield pending
                 pending = output
             if pending is not None:
-                pending.checkpoint = Checkpoint(cursor=state.cursor(), since=since, done=True)
+                pending.checkpoint = Checkpoint(cursor=frontier.cursor(), since=since, done=True)
                 yield pending
 
     async def list_ids(self) -> AsyncIterator[str]:
         """Sitemap: its URLs. Crawl: pages found, including transiently failing ones.
 
         Pages that fail transiently (timeouts, 5xx) are still listed, so a flaky server
-        does not get its documents pruned; 4xx pages are gone and are not listed.
+        does not get its documents pruned; 4xx pages are gone and are not listed, nor are
+        pages robots.txt disallows (they are never fetched). The frontier stays in memory:
+        a listing is never resumed.
         """
-        async with self._client() as client:
+        robots = await self._robots()
+        async with self._client(robots) as client:
+            seeds = await self._seeds(client, robots)
+            if isinstance(seeds, str):
+                raise WebFetchError(seeds)
             if self.config.sitemap:
-                urls = await self._sitemap_urls(client)
-                if isinstance(urls, str):
-                    raise WebFetchError(urls)
-                for url in urls:
+                for url in seeds:
                     yield url
                 return
-            state = _CrawlState.fresh([self._start])
             first = True
-            async for fetched in self._crawl(client, state):
+            async for fetched in self._crawl(client, MemoryFrontier(seeds), robots):
                 if first and fetched.failure is not None:
                     raise WebFetchError(f"start page {self._start}: {fetched.failure}")
                 first = False
