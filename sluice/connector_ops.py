@@ -27,6 +27,7 @@ from sluice.ccpairs import (
     get_cc_pair,
     mark_cc_pair_deleting,
 )
+from sluice.connectors.registry import CONNECTORS
 from sluice.db.models import CcPairStatus
 from sluice.errors import ConfigurationError
 from sluice.indexing.models import (
@@ -187,6 +188,12 @@ async def retry_failed(client: Client, tenant_id: str, cc_pair_id: int) -> None:
     pair = await get_cc_pair(tenant_id, cc_pair_id)
     if pair.status == CcPairStatus.DELETING.value:
         raise ConfigurationError(f"cc-pair {cc_pair_id} is being deleted")
+    source = CONNECTORS.get(pair.source)
+    if source is None or not source.fetches_by_id():
+        raise ConfigurationError(
+            f"cc-pair {cc_pair_id}: the {pair.source} connector cannot re-fetch documents by "
+            "ID; use index-now --from-beginning"
+        )
     with tenant_scope(tenant_id):
         await start_connector_workflow(client, tenant_id, pair, retry_failed=True)
 

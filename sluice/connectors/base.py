@@ -18,7 +18,6 @@ from typing import ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from sluice.connectors.models import Checkpoint, ConnectorOutput, Document, DocumentFailure
-from sluice.errors import ConnectorConfigError
 
 
 class ConnectorConfig(BaseModel):
@@ -92,10 +91,16 @@ class Connector(ABC, Generic[ConfigT]):
         """Yield every document ID currently at the source (cheap: no content)."""
 
     async def fetch_document(self, doc_id: str) -> Document | DocumentFailure:
-        """Fetch one document again by its ID ("retry failed documents")."""
-        raise ConnectorConfigError(
-            f"the {self.source} connector cannot fetch documents by ID (retry-failed)"
+        """Fetch one document again by its ID ("retry failed documents"). Sources that can
+        override this; the rest report each document as not re-fetchable."""
+        return DocumentFailure(
+            document_id=doc_id,
+            message=f"the {self.source} connector cannot fetch documents by ID (retry-failed)",
         )
+
+    @classmethod
+    def fetches_by_id(cls) -> bool:
+        return cls.fetch_document is not Connector.fetch_document
 
     async def load_documents(
         self, ids: Sequence[str], checkpoint: Checkpoint
