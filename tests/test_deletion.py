@@ -16,7 +16,8 @@ from sluice import connector_ops
 from sluice.ccpairs import list_cc_pairs
 from sluice.errors import ConfigurationError, NotFoundError
 from sluice.indexing.models import RunState
-from tests.support import FAST, eventually, fetchval, running_workers
+from tests.support import FAST, eventually, fetchval, only_line, running_workers
+from tests.test_cli import sluice
 from tests.test_worker_crash import worker_process
 from workflows.connector import connector_workflow_id
 from workflows.deletion import deletion_workflow_id
@@ -188,3 +189,20 @@ async def _state(client: Client, tenant: str, cc: int, state: RunState) -> bool:
         return (await connector_ops.progress(client, tenant, cc)).state == state
     except Exception:
         return False
+
+
+async def test_sluice_connector_delete_during_a_run_from_the_command_line(
+    dev_env: WorkflowEnvironment, tenant: str
+) -> None:
+    client = dev_env.client
+    async with running_workers(client):
+        cc = await add_synthetic(client, tenant, "cli-doomed", count=2000, delay_ms=2)
+        await eventually(lambda: _indexed_at_least(tenant, 100), timeout=60)
+        done = await sluice(dev_env, tenant, "connector", "delete", str(cc), "-y")
+        again = await sluice(dev_env, tenant, "connector", "delete", str(cc), "-y")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert f"deleted cc-pair {cc} (" in done.stdout
+    assert await rows_left(tenant, cc) == {}
+    assert again.returncode == 2
+    assert f"cc-pair {cc}" in only_line(again.stderr)
