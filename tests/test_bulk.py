@@ -12,7 +12,8 @@ from sluice import connector_ops
 from sluice.bulk import BulkOperation, BulkSelector
 from sluice.errors import ConfigurationError
 from sluice.indexing.models import RunState
-from tests.support import FAST, eventually, fetchval, running_workers
+from tests.support import FAST, eventually, fetchval, only_line, running_workers
+from tests.test_cli import sluice
 
 
 async def test_bulk_index_now_over_fifty_connectors_runs_each_once(
@@ -90,3 +91,29 @@ async def _state(client: Client, tenant: str, cc: int, state: RunState) -> bool:
         return (await connector_ops.progress(client, tenant, cc)).state == state
     except Exception:
         return False
+
+
+async def test_bulk_from_the_command_line(dev_env: WorkflowEnvironment, tenant: str) -> None:
+    client = dev_env.client
+    async with running_workers(client):
+        ids = []
+        for n in range(3):
+            pair = await connector_ops.add_connector(
+                client, tenant, name=f"cli{n}", source="synthetic", config={"count": 2, "seed": n}
+            )
+            ids.append(pair.id)
+        for cc in ids:
+            await connector_ops.wait_for_attempts(client, tenant, cc, 1, timeout=60)
+        done = await sluice(dev_env, tenant, "connector", "pause", "--source", "synthetic")
+        assert done.returncode == 0, done.stderr
+        assert "pause sent to 3 of 3 connectors" in done.stdout
+        for cc in ids:
+            await _until_state(client, tenant, cc, RunState.PAUSED)
+        for args, expected in [
+            ([], "give a cc-pair ID"),
+            (["1", "--all"], "not both"),
+            (["--status", "sleepy"], "--status 'sleepy'"),
+        ]:
+            bad = await sluice(dev_env, tenant, "connector", "resume", *args)
+            assert bad.returncode == 2, (args, bad.stderr)
+            assert expected in only_line(bad.stderr)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from sluice.ccpairs import check_request
 from sluice.cli.common import TenantOption, fail, run, tenant
+from sluice.errors import SluiceError
 from sluice.indexing.models import ConnectorProgress, DeletionResult, SettingsApplied
 
 app = typer.Typer(
@@ -208,18 +209,71 @@ def status(
         _print_progress(p)
 
 
+AllOption = typer.Option(False, "--all", help="Every connector of the tenant.")
+SourceOption = typer.Option(None, "--source", help="Every connector of this source.")
+StatusOption = typer.Option(
+    None, "--status", help="Every connector in this status: active, paused, invalid, failed."
+)
+
+
+def _bulk_or_one(
+    operation: str,
+    cc_pair_id: int | None,
+    every: bool,
+    source: str | None,
+    status: str | None,
+    tenant_id: str | None,
+) -> bool:
+    """Run ``operation`` over the selected connectors when a selector is given (True)."""
+    from sluice.bulk import BulkOperation, BulkSelector
+
+    selector = BulkSelector(all=every, source=source, status=status)
+    selecting = every or source is not None or status is not None
+    if cc_pair_id is not None and selecting:
+        raise fail("give a cc-pair ID or --all/--source/--status, not both")
+    if cc_pair_id is not None:
+        return False
+    if not selecting:
+        raise fail("give a cc-pair ID, or select connectors with --all, --source S or --status X")
+    t = tenant(tenant_id)
+    try:
+        selector.check()
+    except SluiceError as exc:
+        raise fail(str(exc)) from None
+
+    async def go() -> None:
+        from sluice import connector_ops
+        from sluice.temporal.client import connect
+
+        result = await connector_ops.bulk(await connect(), t, BulkOperation(operation), selector)
+        console.print(
+            f"{operation} sent to {len(result.signalled)} of {len(result.selected)} connectors"
+            + (f"; not running: {result.not_running}" if result.not_running else "")
+        )
+
+    run(go())
+    return True
+
+
 @app.command("index-now")
 def index_now(
-    cc_pair_id: int = typer.Argument(...),
+    cc_pair_id: int | None = typer.Argument(None),
     from_beginning: bool = typer.Option(False, "--from-beginning"),
     wait: bool = typer.Option(False, "--wait"),
     timeout: float = typer.Option(3600, "--timeout"),
+    every: bool = AllOption,
+    source: str | None = SourceOption,
+    status: str | None = StatusOption,
     tenant_id: str | None = TenantOption,
 ) -> None:
-    """Run an indexing attempt now (optionally re-fetching everything)."""
+    """Run an indexing attempt now (optionally re-fetching everything); one connector, or
+    many at once with --all / --source / --status."""
     from sluice import connector_ops
     from sluice.temporal.client import connect
 
+    if _bulk_or_one("index_now", cc_pair_id, every, source, status, tenant_id):
+        return
+    assert cc_pair_id is not None
     t = tenant(tenant_id)
 
     async def go() -> None:
@@ -315,15 +369,31 @@ def _signal(name: str, cc_pair_id: int, tenant_id: str | None) -> None:
 
 
 @app.command("pause")
-def pause(cc_pair_id: int = typer.Argument(...), tenant_id: str | None = TenantOption) -> None:
+def pause(
+    cc_pair_id: int | None = typer.Argument(None),
+    every: bool = AllOption,
+    source: str | None = SourceOption,
+    status: str | None = StatusOption,
+    tenant_id: str | None = TenantOption,
+) -> None:
     """Pause: the running attempt stops (resumable); no new runs until resumed."""
-    _signal("pause", cc_pair_id, tenant_id)
+    if not _bulk_or_one("pause", cc_pair_id, every, source, status, tenant_id):
+        assert cc_pair_id is not None
+        _signal("pause", cc_pair_id, tenant_id)
 
 
 @app.command("resume")
-def resume(cc_pair_id: int = typer.Argument(...), tenant_id: str | None = TenantOption) -> None:
+def resume(
+    cc_pair_id: int | None = typer.Argument(None),
+    every: bool = AllOption,
+    source: str | None = SourceOption,
+    status: str | None = StatusOption,
+    tenant_id: str | None = TenantOption,
+) -> None:
     """Resume a paused (or invalid) connector."""
-    _signal("resume", cc_pair_id, tenant_id)
+    if not _bulk_or_one("resume", cc_pair_id, every, source, status, tenant_id):
+        assert cc_pair_id is not None
+        _signal("resume", cc_pair_id, tenant_id)
 
 
 @app.command("cancel")
