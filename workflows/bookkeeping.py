@@ -33,8 +33,9 @@ async def bookkeeping(
 ) -> ResultT:
     """Run a bookkeeping activity with its never-give-up policy; ``on_stuck(True)`` while
     it has been retrying for a while, ``on_stuck(False)`` once it got through."""
+    alert = on_stuck is not None and workflow.patched(patches.BOOKKEEPING_STUCK_ALERT)
     call = workflow.execute_activity(activity, arg, **policy.options(), summary=summary)
-    if on_stuck is None or not workflow.patched(patches.BOOKKEEPING_STUCK_ALERT):
+    if not alert or on_stuck is None:
         return await call
     task = asyncio.ensure_future(call)
     try:
