@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = None
     embedding_model: str | None = None
     embedding_api_key: str | None = Field(default=None, repr=False)
+    search_vector_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the vector side in rank fusion."
+    )
+    search_text_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the full-text (BM25-style) side in fusion."
+    )
+    search_rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    search_candidates: int = Field(
+        default=100, ge=10, le=1000, description="Chunks each side contributes to fusion."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,28 +1,65 @@
-"""``sluice``: run the stack, the workers, and operate connectors from the shell."""
+"""``sluice``: run the stack, the workers, and operate connectors from the shell.
+
+Command modules are imported only when needed: ``sluice search ...`` loads the search
+command alone, not the connector, worker and Temporal modules (and their imports),
+which keeps a one-query command's start-up short. ``app`` (every command) is still
+available as a module attribute, built on first access.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 
-from sluice.cli import connector, dev, search, system
+# name -> (module under sluice.cli, attribute, kind): "command" or "group" (a Typer app).
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "dev": ("dev", "dev", "command"),
+    "worker": ("system", "worker", "command"),
+    "status": ("system", "status", "command"),
+    "migrate": ("system", "migrate", "command"),
+    "search": ("search", "search", "command"),
+    "eval": ("evaluate", "evaluate", "command"),
+    "connector": ("connector", "app", "group"),
+    "temporal": ("system", "temporal_app", "group"),
+}
 
-app = typer.Typer(
-    name="sluice",
-    help="Sluice: the background-job layer of a RAG platform, on Temporal.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("dev")(dev.dev)
-app.command("worker")(system.worker)
-app.command("status")(system.status)
-app.command("migrate")(system.migrate)
-app.command("search")(search.search)
-app.add_typer(connector.app, name="connector")
-app.add_typer(system.temporal_app, name="temporal")
+
+def _root() -> None:
+    """Sluice: the background-job layer of a RAG platform, on Temporal."""
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The Typer app with every command, or only ``only`` (the one being run)."""
+    import importlib
+
+    app = typer.Typer(
+        name="sluice",
+        help="Sluice: the background-job layer of a RAG platform, on Temporal.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_root)  # a group even when it holds one command
+    for name, (module, attr, kind) in _COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(f"sluice.cli.{module}"), attr)
+        if kind == "group":
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(name)
 
 
 def main() -> None:
@@ -33,8 +70,9 @@ def main() -> None:
     everything Sluice owns is closed before this point, so flush and exit directly.
     """
     code: int = 0
+    first = sys.argv[1] if len(sys.argv) > 1 else None
     try:
-        app()
+        build_app(first if first in _COMMANDS else None)()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:

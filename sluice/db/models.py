@@ -170,6 +170,23 @@ class Chunk(Base):
         TSVECTOR,
         Computed("to_tsvector('english', coalesce(title, '') || ' ' || content)", persisted=True),
     )
+    search_tsv: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed(
+            (
+                "to_tsvector('english', regexp_replace((coalesce(title, '') || ' ' || c"
+                "ontent), '[_./-]+', ' ', 'g')) || to_tsvector('simple', regexp_replace"
+                "(regexp_replace(lower((coalesce(title, '') || ' ' || content)), '(^|\\s"
+                ")[^\\s_./-]+(?=\\s|$)', ' ', 'g'), '([[:alnum:]])[_./-]+(?=[[:alnum:]])'"
+                ", '\\1', 'g')) || to_tsvector('simple', regexp_replace(regexp_replace(t"
+                "ranslate(lower((coalesce(title, '') || ' ' || content)), '/', ' '), '("
+                "^|\\s)[^\\s_./-]+(?=\\s|$)', ' ', 'g'), '([[:alnum:]])[_./-]+(?=[[:alnum:"
+                "]])', '\\1', 'g'))"
+            ),
+            persisted=True,
+        ),
+        doc="Words and identifier parts (english) plus whole identifiers (migration 0006).",
+    )
     acl: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
 
     __table_args__ = (
@@ -179,7 +196,7 @@ class Chunk(Base):
             postgresql_using="hnsw",
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
-        Index("ix_chunk_content_tsv", "content_tsv", postgresql_using="gin"),
+        Index("ix_chunk_search_tsv", "search_tsv", postgresql_using="gin"),
     )
 
 

@@ -7,6 +7,7 @@ Vectors go over the wire in pgvector's binary format via ``COPY``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,25 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+# The lexemes of a text as ``chunk.search_tsv`` stores them (migration 0006): english
+# words with ``_ . / -`` read as spaces, plus whole identifiers collapsed ('simple').
+_IDENT_SQL = (
+    "to_tsvector('simple', regexp_replace(regexp_replace({x}, "
+    "'(^|\\s)[^\\s_./-]+(?=\\s|$)', ' ', 'g'), "
+    "'([[:alnum:]])[_./-]+(?=[[:alnum:]])', '\\1', 'g'))"
+)
+SEARCH_TSV_SQL = (
+    "to_tsvector('english', regexp_replace({t}, '[_./-]+', ' ', 'g')) || "
+    + _IDENT_SQL.replace("{x}", "lower({t})")
+    + " || "
+    + _IDENT_SQL.replace("{x}", "translate(lower({t}), '/', ' ')")
+)
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+DEFAULT_AVG_CHARS = 700.0
+
+
 @dataclass(frozen=True)
 class SearchHit:
     document_id: str
@@ -129,6 +149,69 @@ class SearchHit:
     score: float
     vector_rank: int | None
     text_rank: int | None
+    source: str = ""
+    semantic_identifier: str = ""
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """The text side of a query: one tsquery per lexeme, its IDF, and which ones match."""
+
+    terms: list[str]
+    idf: list[float]
+    match: list[str]
+    avg_chars: float
+
+
+def _tsquery_literal(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+async def text_query(raw: Any, query: str) -> TextQuery:
+    """Lexemes of ``query`` with BM25 IDF weights from the chunk index.
+
+    Document frequency is counted through the GIN index, capped at ``cap`` rows so a
+    very common term costs a bounded scan (its IDF is floored, it barely counts
+    anyway). Terms at the cap are left out of candidate *matching* when rarer terms
+    exist, so a query with one common word does not score half the index; they still
+    add to the score of the chunks that are matched.
+    """
+    expr = SEARCH_TSV_SQL.format(t="$1::text")
+    lexemes = await raw.fetchval(f"SELECT tsvector_to_array({expr})", query)
+    if not lexemes:
+        return TextQuery([], [], [], DEFAULT_AVG_CHARS)
+    terms = [_tsquery_literal(lexeme) for lexeme in lexemes]
+    stats = await raw.fetchrow(
+        """
+        SELECT greatest(c.reltuples, 0)::bigint AS estimated,
+               (SELECT s.avg_width FROM pg_stats s
+                WHERE s.schemaname = n.nspname AND s.tablename = 'chunk'
+                  AND s.attname = 'content') AS avg_chars
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = 'chunk'::regclass
+        """
+    )
+    total = int(stats["estimated"]) if stats else 0
+    if total < 10_000:  # never analysed, or small enough to count exactly
+        total = int(await raw.fetchval("SELECT count(*) FROM chunk"))
+    cap = max(1_000, total // 10)
+    rows = await raw.fetch(
+        """
+        SELECT (SELECT count(*) FROM (SELECT 1 FROM chunk c WHERE c.search_tsv @@ t.q
+                                      LIMIT $2) s) AS df
+        FROM unnest($1::text[]::tsquery[]) WITH ORDINALITY AS t(q, i)
+        ORDER BY t.i
+        """,
+        terms,
+        cap,
+    )
+    dfs = [int(r["df"]) for r in rows]
+    n = max(total, max(dfs, default=0))
+    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
+    rare = [t for t, df in zip(terms, dfs, strict=True) if 0 < df < cap]
+    present = [t for t, df in zip(terms, dfs, strict=True) if df > 0]
+    avg = float(stats["avg_chars"]) if stats and stats["avg_chars"] else DEFAULT_AVG_CHARS
+    return TextQuery(terms, idf, rare or present, avg)
 
 
 async def hybrid_search(
@@ -137,53 +220,112 @@ async def hybrid_search(
     query_vector: np.ndarray,
     *,
     limit: int = 10,
-    candidates: int = 50,
+    candidates: int = 100,
     acl: Sequence[str] | None = None,
+    cc_pair_id: int | None = None,
+    source: str | None = None,
+    group: bool = False,
+    vector_weight: float = 1.0,
+    text_weight: float = 1.0,
+    rrf_k: int = 60,
 ) -> list[SearchHit]:
-    """Reciprocal-rank fusion of vector similarity and full-text rank (k = 60).
+    """Weighted reciprocal-rank fusion of vector similarity and a BM25-style text score.
 
-    ``acl``: when given, only chunks readable by one of these principals (or public).
+    Text side: a chunk matches when it holds *any* query lexeme (an OR query over
+    ``search_tsv``); its score is BM25 with binary term frequency (chunks are short, so
+    tf saturation adds little): the sum of the IDFs of the lexemes it holds, scaled by
+    ``(k1 + 1) / (1 + k1 * (1 - b + b * len / avg_len))``. Vector side: cosine distance
+    over the HNSW index, as before. Fusion: ``w_v / (k + rank_v) + w_t / (k + rank_t)``,
+    times ``1 + boost``.
+
+    ``group``: one hit per document (its best chunk), else chunk-level hits.
+    ``cc_pair_id`` / ``source``: only documents of that cc-pair / source. ``acl``: only
+    chunks readable by one of these principals.
     """
+    tq = await text_query(raw, query)
+    # The HNSW scan returns at most ef_search rows; with filters it must keep scanning.
+    await raw.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(candidates, 1000))}")
+    if cc_pair_id is not None or source is not None or acl is not None:
+        await raw.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     rows = await raw.fetch(
         """
         WITH vec AS (
-            SELECT c.document_id, c.chunk_id,
-                   row_number() OVER (ORDER BY c.embedding <=> $1) AS rnk
-            FROM chunk c JOIN document d ON d.id = c.document_id
-            WHERE NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
-            ORDER BY c.embedding <=> $1
-            LIMIT $3
+            SELECT v.document_id, v.chunk_id,
+                   row_number() OVER (ORDER BY v.dist) AS rnk
+            FROM (
+                SELECT c.document_id, c.chunk_id, c.embedding <=> $1 AS dist
+                FROM chunk c JOIN document d ON d.id = c.document_id
+                WHERE NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
+                  AND ($6::text IS NULL OR d.source = $6)
+                  AND ($5::int IS NULL OR EXISTS (
+                      SELECT 1 FROM document_by_connector_credential_pair p
+                      WHERE p.document_id = d.id AND p.cc_pair_id = $5))
+                ORDER BY c.embedding <=> $1
+                LIMIT $3
+            ) v
         ),
         txt AS (
-            SELECT c.document_id, c.chunk_id,
-                   row_number() OVER (
-                       ORDER BY ts_rank_cd(c.content_tsv, websearch_to_tsquery('english', $2)) DESC
-                   ) AS rnk
-            FROM chunk c JOIN document d ON d.id = c.document_id
-            WHERE c.content_tsv @@ websearch_to_tsquery('english', $2)
-              AND NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
-            ORDER BY ts_rank_cd(c.content_tsv, websearch_to_tsquery('english', $2)) DESC
+            SELECT s.document_id, s.chunk_id,
+                   row_number() OVER (ORDER BY s.score DESC, s.document_id, s.chunk_id) AS rnk
+            FROM (
+                SELECT c.document_id, c.chunk_id,
+                       (SELECT sum(t.idf) FROM unnest($8::text[]::tsquery[], $9::float8[])
+                               AS t(q, idf) WHERE c.search_tsv @@ t.q)
+                       * ($11::float8 + 1) / (1 + $11::float8 * (1 - $12::float8
+                          + $12::float8 * length(c.content) / $10::float8))
+                       AS score
+                FROM chunk c JOIN document d ON d.id = c.document_id
+                WHERE c.search_tsv @@ $7::tsquery
+                  AND NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
+                  AND ($6::text IS NULL OR d.source = $6)
+                  AND ($5::int IS NULL OR EXISTS (
+                      SELECT 1 FROM document_by_connector_credential_pair p
+                      WHERE p.document_id = d.id AND p.cc_pair_id = $5))
+            ) s
+            ORDER BY s.score DESC, s.document_id, s.chunk_id
             LIMIT $3
         ),
         fused AS (
             SELECT coalesce(v.document_id, t.document_id) AS document_id,
                    coalesce(v.chunk_id, t.chunk_id) AS chunk_id,
                    v.rnk AS vector_rank, t.rnk AS text_rank,
-                   coalesce(1.0 / (60 + v.rnk), 0) + coalesce(1.0 / (60 + t.rnk), 0) AS score
+                   coalesce($13::float8 / ($15::float8 + v.rnk), 0)
+                   + coalesce($14::float8 / ($15::float8 + t.rnk), 0) AS fscore
             FROM vec v FULL OUTER JOIN txt t
               ON v.document_id = t.document_id AND v.chunk_id = t.chunk_id
+        ),
+        scored AS (
+            SELECT f.*, f.fscore * (1 + d.boost) AS score, d.source, d.semantic_identifier
+            FROM fused f JOIN document d ON d.id = f.document_id
+        ),
+        picked AS (
+            SELECT DISTINCT ON (CASE WHEN $16::bool THEN s.document_id
+                                     ELSE s.document_id || '#' || s.chunk_id END) s.*
+            FROM scored s
+            ORDER BY CASE WHEN $16::bool THEN s.document_id
+                          ELSE s.document_id || '#' || s.chunk_id END, s.score DESC
         )
-        SELECT f.*, c.title, c.content, c.link
-        FROM fused f JOIN chunk c ON c.document_id = f.document_id AND c.chunk_id = f.chunk_id
-        JOIN document d ON d.id = f.document_id
-        ORDER BY f.score * (1 + d.boost) DESC
-        LIMIT $5
+        SELECT p.*, c.title, c.content, c.link
+        FROM picked p JOIN chunk c ON c.document_id = p.document_id AND c.chunk_id = p.chunk_id
+        ORDER BY p.score DESC, p.document_id, p.chunk_id
+        LIMIT $2
         """,
         query_vector,
-        query,
+        limit,
         candidates,
         list(acl) if acl is not None else None,
-        limit,
+        cc_pair_id,
+        source,
+        " | ".join(tq.match) if tq.match else "",
+        tq.terms,
+        tq.idf,
+        tq.avg_chars,
+        BM25_K1,
+        BM25_B,
+        vector_weight,
+        text_weight,
+        float(rrf_k),
+        group,
     )
     return [
         SearchHit(
@@ -195,6 +337,8 @@ async def hybrid_search(
             score=float(r["score"]),
             vector_rank=r["vector_rank"],
             text_rank=r["text_rank"],
+            source=r["source"],
+            semantic_identifier=r["semantic_identifier"],
         )
         for r in rows
     ]

@@ -1,0 +1,147 @@
+"""Hybrid search against real Postgres + pgvector: OR matching with IDF, identifiers
+whole and by parts, per-document grouping, filters, and the `sluice search` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sluice.ccpairs import create_cc_pair
+from sluice.connectors.models import Document, Section
+from sluice.db.session import tenant_connection
+from sluice.index.embedding import WordLlamaProvider
+from sluice.index.search import EmptyQueryError, search, search_chunks
+from sluice.indexing.pipeline import index_documents
+from tests.support import only_line
+
+FILLER = "Unrelated filler prose about gardens, weather and the price of bread. " * 14
+
+
+def doc(doc_id: str, *sections: str, source: str = "test") -> Document:
+    return Document(
+        id=doc_id,
+        source=source,
+        semantic_identifier=doc_id,
+        sections=[Section(text=s) for s in sections],
+    )
+
+
+async def index(tenant: str, docs: list[Document], name: str = "t") -> int:
+    pair = await create_cc_pair(tenant, name=name, source="synthetic", config={"count": 1})
+    async with tenant_connection(tenant) as (_, raw):
+        await index_documents(raw, pair.id, docs, WordLlamaProvider())
+    return pair.id
+
+
+CORPUS = [
+    # The answer: four identifiers spread over three chunks of one file.
+    doc(
+        "spread.py",
+        "def configure_retry_budget(): sets the budget. " + FILLER,
+        "class FrontierCursor: walks pages. " + FILLER,
+        "Calls sluice.index.store and reads src/lib/pathfinder-core.conf " + FILLER,
+    ),
+    doc("hyphen.txt", "The pathfinder tool ships with a core library. " + FILLER),
+    doc("budget.txt", "A budget for retries keeps configure steps bounded. " + FILLER),
+    *[doc(f"noise{i}.txt", f"Noise note {i}. " + FILLER) for i in range(6)],
+]
+
+
+async def test_or_matching_finds_terms_spread_over_chunks(tenant: str) -> None:
+    await index(tenant, CORPUS)
+    query = "configure_retry_budget FrontierCursor sluice.index.store pathfinder-core"
+    hits = await search(tenant, query, k=3)
+    assert hits[0].document_id == "spread.py"
+    assert hits[0].text_rank == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "configure_retry_budget",  # whole, with _
+        "sluice.index.store",  # whole, with .
+        "src/lib/pathfinder-core.conf",  # whole, with / - .
+        "pathfinder-core.conf",  # a file name without its folder
+        "FrontierCursor",
+        "retry budget configure",  # parts of an _ identifier
+        "store index",  # parts of a . identifier
+        "conf lib",  # parts of a / identifier
+    ],
+)
+async def test_identifiers_are_found_whole_and_by_parts(tenant: str, query: str) -> None:
+    await index(tenant, CORPUS)
+    hits = await search(tenant, query, k=3)
+    assert hits[0].document_id == "spread.py", [h.document_id for h in hits]
+
+
+async def test_whole_identifier_outranks_its_parts_scattered_in_prose(tenant: str) -> None:
+    await index(tenant, CORPUS)
+    hits = await search(tenant, "configure_retry_budget", k=3)
+    ranks = [h.document_id for h in hits]
+    assert ranks[0] == "spread.py" and "budget.txt" in ranks
+
+
+async def test_results_are_grouped_per_document_unless_chunks_are_asked_for(tenant: str) -> None:
+    await index(tenant, CORPUS)
+    query = "configure_retry_budget FrontierCursor pathfinder"
+    grouped = await search(tenant, query, k=10)
+    ids = [h.document_id for h in grouped]
+    assert len(ids) == len(set(ids))
+    chunks = await search(tenant, query, k=10, chunks=True)
+    assert [h.document_id for h in chunks].count("spread.py") == 3
+    assert len(await search_chunks(tenant, query, limit=10)) == len(chunks)
+
+
+async def test_filters_by_connector_and_source(tenant: str) -> None:
+    first = await index(tenant, [doc("a.md", "heron migration " + FILLER, source="wiki")], "a")
+    second = await index(tenant, [doc("b.md", "heron nesting " + FILLER, source="mail")], "b")
+    assert {h.document_id for h in await search(tenant, "heron")} == {"a.md", "b.md"}
+    assert [h.document_id for h in await search(tenant, "heron", connector=first)] == ["a.md"]
+    assert [h.document_id for h in await search(tenant, "heron", connector=second)] == ["b.md"]
+    assert [h.document_id for h in await search(tenant, "heron", source="mail")] == ["b.md"]
+    assert await search(tenant, "heron", source="mail", connector=first) == []
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\t\n"])
+async def test_empty_query_is_refused(tenant: str, query: str) -> None:
+    with pytest.raises(EmptyQueryError):
+        await search(tenant, query)
+
+
+async def cli(tenant: str, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "DEFAULT_TENANT": tenant, "COLUMNS": "200"}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "sluice.cli.main", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_search_command_json_filters_and_empty_query(tenant: str) -> None:
+    pair = await index(tenant, CORPUS)
+    done = await cli(tenant, "search", "FrontierCursor", "-k", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert results[0]["document_id"] == "spread.py" and results[0]["rank"] == 1
+    assert len(results) == 2
+
+    done = await cli(tenant, "search", "FrontierCursor", "--connector", str(pair + 1), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+    done = await cli(tenant, "search", "FrontierCursor", "--source", "test", "--chunks", "--json")
+    assert {r["chunk_id"] for r in json.loads(done.stdout) if r["document_id"] == "spread.py"}
+
+    text = await cli(tenant, "search", "FrontierCursor", "-k", "1")
+    assert text.returncode == 0 and "spread.py" in text.stdout
+
+    for query in ("", "   "):
+        refused = await cli(tenant, "search", query)
+        assert refused.returncode == 2
+        assert only_line(refused.stderr) == "error: empty query: give some words to search for"
