@@ -6,11 +6,17 @@ Used by the CLI and the tests alike, so both drive connectors the same way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -29,7 +35,7 @@ from sluice.ccpairs import (
 )
 from sluice.connectors.registry import CONNECTORS
 from sluice.db.models import CcPairStatus
-from sluice.errors import ConfigurationError
+from sluice.errors import ConfigurationError, NotFoundError
 from sluice.indexing.models import (
     ConnectorProgress,
     ConnectorWorkflowInput,
@@ -136,12 +142,48 @@ def handle(client: Client, tenant_id: str, cc_pair_id: int) -> WorkflowHandle[An
 
 
 async def progress(
-    client: Client, tenant_id: str, cc_pair_id: int, *, rpc_timeout: float = 10
+    client: Client,
+    tenant_id: str,
+    cc_pair_id: int,
+    *,
+    rpc_timeout: float = 10,
+    running_only: bool = False,
 ) -> ConnectorProgress:
-    with tenant_scope(tenant_id):
-        return await handle(client, tenant_id, cc_pair_id).query(
-            ConnectorWorkflow.progress, rpc_timeout=timedelta(seconds=rpc_timeout)
+    """The workflow's ``progress`` query. Temporal answers it for a closed workflow too
+    (from its history): ``running_only`` refuses that, naming what happened to it."""
+    async with _named_not_found(tenant_id, cc_pair_id):
+        with tenant_scope(tenant_id):
+            if running_only:
+                await _require_running(handle(client, tenant_id, cc_pair_id), cc_pair_id)
+            return await handle(client, tenant_id, cc_pair_id).query(
+                ConnectorWorkflow.progress, rpc_timeout=timedelta(seconds=rpc_timeout)
+            )
+
+
+async def _require_running(workflow: WorkflowHandle[Any, Any], cc_pair_id: int) -> None:
+    described = await workflow.describe()
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        state = described.status.name.lower() if described.status else "closed"
+        raise NotFoundError(
+            f"cc-pair {cc_pair_id}'s workflow is {state}, not running; "
+            f"`sluice connector index-now {cc_pair_id}` starts it again"
         )
+
+
+@asynccontextmanager
+async def _named_not_found(tenant_id: str, cc_pair_id: int) -> AsyncIterator[None]:
+    """A workflow Temporal does not know becomes an error naming what is missing: the
+    cc-pair itself, or only its workflow (which index-now brings back)."""
+    try:
+        yield
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        await get_cc_pair(tenant_id, cc_pair_id)  # NotFoundError if the pair is gone
+        raise NotFoundError(
+            f"cc-pair {cc_pair_id} has no running workflow (terminated?); "
+            f"`sluice connector index-now {cc_pair_id}` starts it again"
+        ) from None
 
 
 async def index_now(
@@ -172,10 +214,11 @@ async def update_connector(
     await get_cc_pair(tenant_id, cc_pair_id)  # NotFoundError for an unknown pair
     change = SettingsUpdate(refresh_interval_seconds=refresh_interval_seconds, config=config or {})
     try:
-        with tenant_scope(tenant_id):
-            return await handle(client, tenant_id, cc_pair_id).execute_update(
-                ConnectorWorkflow.update_settings, change
-            )
+        async with _named_not_found(tenant_id, cc_pair_id):
+            with tenant_scope(tenant_id):
+                return await handle(client, tenant_id, cc_pair_id).execute_update(
+                    ConnectorWorkflow.update_settings, change
+                )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         while isinstance(cause, ActivityError) and cause.cause is not None:
@@ -202,8 +245,9 @@ async def send(client: Client, tenant_id: str, cc_pair_id: int, signal: str) -> 
     """``pause``, ``resume`` or ``cancel_run``."""
     if signal not in ("pause", "resume", "cancel_run"):
         raise ValueError(f"unknown signal {signal!r}")
-    with tenant_scope(tenant_id):
-        await handle(client, tenant_id, cc_pair_id).signal(signal)
+    async with _named_not_found(tenant_id, cc_pair_id):
+        with tenant_scope(tenant_id):
+            await handle(client, tenant_id, cc_pair_id).signal(signal)
 
 
 async def wait_for_attempts(

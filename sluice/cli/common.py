@@ -41,13 +41,18 @@ def tenant(value: str | None) -> str:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; Sluice's own errors become one red line and exit code 2."""
+    """Run a coroutine; its errors become one red line and exit code 2 (see failures)."""
     s = settings()
     configure_logging(s.log_format, s.log_level if sys.stderr.isatty() else "WARNING")
     try:
         return asyncio.run(_with_cleanup(coro))
-    except SluiceError as exc:
-        raise fail(str(exc)) from None
+    except Exception as exc:
+        from sluice.cli.failures import describe
+
+        line = describe(exc)
+        if line is None:
+            raise
+        raise fail(line) from None
 
 
 async def _with_cleanup(coro: Coroutine[Any, Any, T]) -> T:

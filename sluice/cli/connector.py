@@ -200,7 +200,7 @@ def status(
     t = tenant(tenant_id)
 
     async def go() -> ConnectorProgress:
-        return await connector_ops.progress(await connect(), t, cc_pair_id)
+        return await connector_ops.progress(await connect(), t, cc_pair_id, running_only=True)
 
     p = run(go())
     if as_json:
