@@ -132,12 +132,14 @@ def _kind(exc: Exception) -> str:
     """What a caller sees while Postgres is down: ``refused`` (ConnectionRefusedError, a
     bare OSError), ``closed`` (the kill broke a query in flight: InterfaceError), or
     ``starting`` (the restart is replaying WAL: DBAPIError around asyncpg's
-    CannotConnectNowError "the database system is not yet accepting connections")."""
+    CannotConnectNowError "the database system is not yet accepting connections" or "is
+    starting up")."""
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
     if isinstance(exc, sqlalchemy.exc.InterfaceError) and "closed" in str(exc):
         return "closed"
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and "not yet accepting" in str(exc):
+    starting = ("not yet accepting", "is starting up")
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and any(s in str(exc) for s in starting):
         return "starting"
     return f"{type(exc).__name__}: {exc}"
 
