@@ -85,6 +85,9 @@ async def test_a_connector_whose_workflow_was_terminated(
             client, tenant, name="gone", source="synthetic", config={"count": 5}, tuning=FAST
         )
         await connector_ops.wait_for_attempts(client, tenant, pair.id, 1, timeout=60)
+        idle = await cli(address(dev_env), tenant, "connector", "cancel", str(pair.id))
+        assert idle.returncode == 0, idle.stderr
+        assert "nothing to cancel" in idle.stdout
         await connector_ops.handle(client, tenant, pair.id).terminate(reason="test")
         for verb in ("status", "pause", "resume", "cancel"):
             line = expect_one_line(

@@ -66,12 +66,14 @@ async def wait_with_progress(
         task = bar.add_task("index", total=None, cc=cc_pair_id, state="", detail="", fetched=0)
 
         def update(p: ConnectorProgress) -> None:
-            c = p.counts
+            # Once the attempt has ended, keep its final counts on screen (not "0/0").
+            ended = p.attempt_id is None and p.last_attempt_counts is not None
+            c = p.last_attempt_counts if ended and p.last_attempt_counts else p.counts
             done = c.docs_indexed + c.docs_skipped + c.docs_failed
             bar.update(
                 task,
                 completed=done,
-                total=max(c.docs_fetched, 1) if p.attempt_id is not None else None,
+                total=max(c.docs_fetched, 1) if p.attempt_id is not None or ended else None,
                 fetched=c.docs_fetched,
                 state=p.state.value,
                 detail=(
@@ -399,7 +401,23 @@ def resume(
 @app.command("cancel")
 def cancel(cc_pair_id: int = typer.Argument(...), tenant_id: str | None = TenantOption) -> None:
     """Cancel the running attempt; the next run resumes from its checkpoint."""
-    _signal("cancel_run", cc_pair_id, tenant_id)
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+
+    async def go() -> bool:
+        client = await connect()
+        current = await connector_ops.progress(client, t, cc_pair_id, running_only=True)
+        if current.attempt_id is None:
+            return False
+        await connector_ops.send(client, t, cc_pair_id, "cancel_run")
+        return True
+
+    if run(go()):
+        console.print(f"cancel_run sent to cc-pair {cc_pair_id}")
+    else:
+        console.print(f"cc-pair {cc_pair_id} has no attempt running: nothing to cancel")
 
 
 @app.command("delete")
