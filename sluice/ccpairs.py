@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sluice.connectors.registry import validate_config
 from sluice.db.models import CcPairStatus, ConnectorCredentialPair, Credential
@@ -65,6 +66,7 @@ async def create_cc_pair(
         raise ConfigurationError("name must not be empty")
     normalised = check_request(source, config, refresh_interval_seconds, prune_interval_seconds)
     async with tenant_session(tenant_id) as session:
+        await _refuse_duplicate_name(session, name)
         connector = ConnectorRow(name=name, source=source, config=normalised)
         session.add(connector)
         cred = None
@@ -84,6 +86,22 @@ async def create_cc_pair(
         session.add(pair)
         await session.flush()
         return _info(pair, connector)
+
+
+async def _refuse_duplicate_name(session: AsyncSession, name: str) -> None:
+    """Names identify connectors to people (`connector list`, the Web UI): one per tenant."""
+    taken = (
+        await session.execute(
+            select(ConnectorCredentialPair.id, ConnectorCredentialPair.status).where(
+                ConnectorCredentialPair.name == name
+            )
+        )
+    ).first()
+    if taken is not None:
+        note = ", being deleted" if taken.status == CcPairStatus.DELETING.value else ""
+        raise ConfigurationError(
+            f"name {name!r} is taken by cc-pair {taken.id}{note}: choose another --name"
+        )
 
 
 def _info(pair: ConnectorCredentialPair, connector: ConnectorRow) -> CcPairInfo:

@@ -12,7 +12,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from sluice import connector_ops
-from sluice.ccpairs import create_cc_pair
+from sluice.ccpairs import create_cc_pair, list_cc_pairs
 from sluice.devstack import free_port
 from tests.support import FAST, only_line, running_workers
 
@@ -95,3 +95,13 @@ async def test_a_connector_whose_workflow_was_terminated(
                 f"cc-pair {pair.id}",
             )
             assert "index-now" in line  # says how to bring it back
+
+
+async def test_a_duplicate_connector_name_is_refused(
+    dev_env: WorkflowEnvironment, tenant: str
+) -> None:
+    await create_cc_pair(tenant, name="handbook", source="synthetic", config={"count": 1})
+    args = ["connector", "add", "-s", "synthetic", "-n", "handbook", "-c", "count=2"]
+    expect_one_line(await cli(address(dev_env), tenant, *args), "name 'handbook' is taken")
+    pairs = await list_cc_pairs(tenant)
+    assert [p.name for p in pairs] == ["handbook"]

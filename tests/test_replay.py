@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from sluice import connector_ops
+from sluice.ccpairs import list_cc_pairs
 from sluice.indexing.models import RunState, RunTuning
 from sluice.temporal.interceptor import TenantInterceptor
 from tests.support import FAST, eventually, running_workers
@@ -113,7 +114,7 @@ async def _add(client: Client, tenant: str, tuning: RunTuning = FAST, **config: 
     pair = await connector_ops.add_connector(
         client,
         tenant,
-        name="recorded",
+        name=f"recorded-{len(await list_cc_pairs(tenant))}",
         source="synthetic",
         config={"size_bytes": 400, **config},
         refresh_interval_seconds=3600,
