@@ -105,3 +105,15 @@ async def test_a_duplicate_connector_name_is_refused(
     expect_one_line(await cli(address(dev_env), tenant, *args), "name 'handbook' is taken")
     pairs = await list_cc_pairs(tenant)
     assert [p.name for p in pairs] == ["handbook"]
+
+
+async def test_no_worker_running(dev_env: WorkflowEnvironment, tenant: str) -> None:
+    client = dev_env.client
+    async with running_workers(client):
+        pair = await connector_ops.add_connector(
+            client, tenant, name="unattended", source="synthetic", config={"count": 3}
+        )
+        await connector_ops.wait_for_attempts(client, tenant, pair.id, 1, timeout=60)
+    # The workers are gone: a query has nobody to answer it.
+    result = await cli(address(dev_env), tenant, "connector", "status", str(pair.id))
+    expect_one_line(result, "worker")

@@ -35,7 +35,8 @@ def _temporal(error: BaseException) -> str | None:
             )
         if error.status == RPCStatusCode.UNAVAILABLE:
             return f"Temporal is unreachable: {error.message}"
-        if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        timed_out = error.status == RPCStatusCode.CANCELLED and "Timeout" in error.message
+        if error.status == RPCStatusCode.DEADLINE_EXCEEDED or timed_out:
             return "the workflow did not answer in time: is a worker running? (sluice status)"
         status = error.status.name if error.status else "error"
         return f"Temporal refused the request ({status}): {error.message}"
