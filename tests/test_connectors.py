@@ -10,6 +10,7 @@ import asyncio
 import os
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -339,7 +340,8 @@ def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[str]]]:
 async def web(tenant_id: str, start_url: str, **overrides: object) -> WebConnector:
     """A web connector with its own cc-pair: its crawl frontier lives in the tenant's DB."""
     config = {"start_url": start_url, **overrides}
-    pair = await create_cc_pair(tenant_id, name="web", source="web", config=config)
+    name = f"web-{uuid.uuid4().hex[:8]}"  # connector names are unique per tenant
+    pair = await create_cc_pair(tenant_id, name=name, source="web", config=config)
     return WebConnector(WebConfig.model_validate(config), ConnectorContext(tenant_id, pair.id))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,7 +144,8 @@ def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
 
 async def web(tenant_id: str, start_url: str, **overrides: object) -> WebConnector:
     config = {"start_url": start_url, **overrides}
-    pair = await create_cc_pair(tenant_id, name="web", source="web", config=config)
+    name = f"web-{uuid.uuid4().hex[:8]}"  # connector names are unique per tenant
+    pair = await create_cc_pair(tenant_id, name=name, source="web", config=config)
     return WebConnector(WebConfig.model_validate(config), ConnectorContext(tenant_id, pair.id))
 
 
