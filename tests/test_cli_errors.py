@@ -25,6 +25,7 @@ COMMANDS = [
     ["connector", "retry-failed", "{id}"],
     ["connector", "update", "{id}", "--refresh", "60"],
     ["connector", "delete", "{id}", "-y"],
+    ["connector", "delete", "{id}"],  # checked before it asks
 ]
 
 
@@ -95,6 +96,17 @@ async def test_a_connector_whose_workflow_was_terminated(
                 f"cc-pair {pair.id}",
             )
             assert "index-now" in line  # says how to bring it back
+        update = await cli(
+            address(dev_env), tenant, "connector", "update", str(pair.id), "--refresh", "60"
+        )
+        assert "index-now" in expect_one_line(update, f"cc-pair {pair.id}")
+        # ... and index-now does: a new workflow, whose first attempt --wait follows
+        again = await cli(
+            address(dev_env), tenant, "connector", "index-now", str(pair.id), "--wait"
+        )
+        assert again.returncode == 0, again.stderr
+        assert "last attempt: success" in again.stdout, again.stdout
+        await connector_ops.handle(client, tenant, pair.id).terminate(reason="test done")
 
 
 async def test_a_duplicate_connector_name_is_refused(
@@ -117,3 +129,27 @@ async def test_no_worker_running(dev_env: WorkflowEnvironment, tenant: str) -> N
     # The workers are gone: a query has nobody to answer it.
     result = await cli(address(dev_env), tenant, "connector", "status", str(pair.id))
     expect_one_line(result, "worker")
+    # nor an Update, nor the query --wait starts with: each says so instead of hanging
+    for args in (
+        ["update", str(pair.id), "--refresh", "60"],
+        ["index-now", str(pair.id), "--wait"],
+        ["retry-failed", str(pair.id), "--wait"],
+    ):
+        expect_one_line(await cli(address(dev_env), tenant, "connector", *args), "worker")
+    await connector_ops.handle(client, tenant, pair.id).terminate(reason="test done")
+
+
+async def test_an_unknown_tenant_is_named_by_search_and_bulk_commands(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Search reads through search_path (PostgreSQL names only the table) and a bulk
+    operation would wait for ever on a workflow retrying: both still name the tenant."""
+    for args in (
+        ["search", "anything"],
+        ["connector", "pause", "--all"],
+        ["connector", "index-now", "--source", "synthetic"],
+    ):
+        expect_one_line(
+            await cli(address(dev_env), "nosuchtenant", *args),
+            "tenant 'nosuchtenant' does not exist",
+        )

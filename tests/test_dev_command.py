@@ -10,6 +10,7 @@ then picks others and prints a note, which these tests accept.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,6 +118,12 @@ def test_dev_indexes_a_corpus_then_reuses_its_data(tmp_path: Path) -> None:
     assert "Traceback" not in out
     assert "Temporal Web UI: http://127.0.0.1:" in out
     assert "/namespaces/default/workflows" in out
+    # the raw temporal commands it prints go to this stack's Temporal, wherever it moved
+    services = re.search(r"services up in \S+ Temporal (\S+),", out)
+    assert services, out
+    for name in ("progress", "pause", "resume", "index_now", "cancel_run"):
+        assert f"--name {name} --address {services.group(1)}" in out
+    assert f"""ExecutionStatus = "Running"' --address {services.group(1)}""" in out
     assert "added demo connector cc-pair 1" in out
     assert "success" in out
     assert "the demo connector's index holds 3 documents" in out

@@ -34,10 +34,14 @@ def settings() -> Settings:
 
 
 def tenant(value: str | None) -> str:
+    from sluice.cli import failures
+
     try:
-        return validate_tenant_id(value or settings().default_tenant)
+        tenant_id = validate_tenant_id(value or settings().default_tenant)
     except SluiceError as exc:
         raise fail(str(exc)) from None
+    failures.current_tenant = tenant_id  # named if its tables turn out to be missing
+    return tenant_id
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

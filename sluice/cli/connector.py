@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sluice.ccpairs import check_request
+from sluice.ccpairs import check_request, get_cc_pair
 from sluice.cli.common import TenantOption, fail, run, tenant
 from sluice.errors import SluiceError
 from sluice.indexing.models import ConnectorProgress, DeletionResult, SettingsApplied
@@ -247,7 +248,12 @@ def _bulk_or_one(
         from sluice import connector_ops
         from sluice.temporal.client import connect
 
-        result = await connector_ops.bulk(await connect(), t, BulkOperation(operation), selector)
+        client = await connect()
+        # The command waits for the bulk workflow's result: refuse up front what would make
+        # it wait for ever (its activity retrying a missing tenant, nobody to run it).
+        await _require_tenant(t)
+        await _require_worker(client, f"the bulk {operation} ({selector.describe()})")
+        result = await connector_ops.bulk(client, t, BulkOperation(operation), selector)
         console.print(
             f"{operation} sent to {len(result.signalled)} of {len(result.selected)} connectors"
             + (f"; not running: {result.not_running}" if result.not_running else "")
@@ -280,12 +286,11 @@ def index_now(
 
     async def go() -> None:
         client = await connect()
-        before = await connector_ops.progress(client, t, cc_pair_id)
+        started = await _attempts_started(client, t, cc_pair_id) if wait else 0
         await connector_ops.index_now(client, t, cc_pair_id, from_beginning)
         console.print(f"index-now sent to cc-pair {cc_pair_id}")
         if wait:
-            target = before.attempts_started + 1
-            final = await wait_with_progress(client, t, cc_pair_id, target, timeout)
+            final = await wait_with_progress(client, t, cc_pair_id, started + 1, timeout)
             _print_progress(final)
 
     run(go())
@@ -313,9 +318,24 @@ def update(
         raise fail("nothing to change: give --refresh or --config key=value")
 
     async def go() -> SettingsApplied:
-        return await connector_ops.update_connector(
-            await connect(), t, cc_pair_id, refresh_interval_seconds=refresh, config=changes
-        )
+        from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+
+        client = await connect()
+        await get_cc_pair(t, cc_pair_id)  # no such cc-pair (or tenant) comes first
+        # The Update waits until a worker has validated and applied it: with none polling,
+        # say so and send nothing; one that does not answer is bounded (it may apply later).
+        await _require_worker(client, f"updating cc-pair {cc_pair_id}")
+        try:
+            async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
+                return await connector_ops.update_connector(
+                    client, t, cc_pair_id, refresh_interval_seconds=refresh, config=changes
+                )
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise SluiceError(
+                f"cc-pair {cc_pair_id}'s workflow did not accept the update within "
+                f"{UPDATE_TIMEOUT_SECONDS:.0f}s: is a worker running? (sluice status); "
+                "it may still apply once a worker picks it up"
+            ) from None
 
     applied = run(go())
     every = (
@@ -346,15 +366,63 @@ def retry_failed(
 
     async def go() -> None:
         client = await connect()
-        before = await connector_ops.progress(client, t, cc_pair_id)
+        started = await _attempts_started(client, t, cc_pair_id) if wait else 0
         await connector_ops.retry_failed(client, t, cc_pair_id)
         console.print(f"retry-failed sent to cc-pair {cc_pair_id}")
         if wait:
-            target = before.attempts_started + 1
-            final = await wait_with_progress(client, t, cc_pair_id, target, timeout)
+            final = await wait_with_progress(client, t, cc_pair_id, started + 1, timeout)
             _print_progress(final)
 
     run(go())
+
+
+UPDATE_TIMEOUT_SECONDS = 10.0
+"""How long `update` waits for the connector's workflow to accept the Update."""
+
+
+async def _attempts_started(client: Any, tenant_id: str, cc_pair_id: int) -> int:
+    """Attempts started so far, for ``--wait`` of a command that starts one. A closed
+    (terminated) workflow still answers from history, but the command starts a new one
+    that counts from 0: waiting for the old count + 1 would only time out."""
+    from sluice import connector_ops
+    from sluice.errors import NotFoundError
+
+    try:
+        current = await connector_ops.progress(client, tenant_id, cc_pair_id, running_only=True)
+    except NotFoundError:
+        await get_cc_pair(tenant_id, cc_pair_id)  # the pair itself missing: say that
+        return 0  # only its workflow is gone
+    return current.attempts_started
+
+
+async def _require_worker(client: Any, what: str) -> None:
+    """Before sending what only a worker completes, and the command waits for: with no
+    worker polling the workflows' queue, fail now, nothing sent."""
+    from temporalio.api.enums.v1 import TaskQueueType
+
+    from sluice.queues import TaskQueue
+    from sluice.status import _pollers
+
+    queue = TaskQueue.PRIMARY.value
+    try:
+        pollers = await _pollers(client, queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    except Exception:
+        return  # Temporal could not say: let the call itself decide
+    if not pollers:
+        raise SluiceError(
+            f"no worker is polling task queue {queue!r} (start one: `sluice dev` or "
+            f"`sluice worker background`): {what} needs one; nothing was sent"
+        )
+
+
+async def _require_tenant(tenant_id: str) -> None:
+    from sluice.db.migrate import list_tenants
+
+    if tenant_id not in await list_tenants():
+        raise SluiceError(
+            f"tenant {tenant_id!r} does not exist in this database "
+            f"(create it with `sluice migrate --tenant {tenant_id}`)"
+        )
 
 
 def _signal(name: str, cc_pair_id: int, tenant_id: str | None) -> None:
@@ -432,6 +500,7 @@ def delete(
     from sluice.temporal.client import connect
 
     t = tenant(tenant_id)
+    run(get_cc_pair(t, cc_pair_id))  # no such cc-pair (or tenant): say so before asking
     if not yes:
         typer.confirm(f"delete cc-pair {cc_pair_id} and its documents?", abort=True)
 

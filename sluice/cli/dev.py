@@ -223,16 +223,32 @@ async def _demo(tenant_id: str, corpus: Path) -> None:
 
 
 def _print_next_steps(ui_url: str | None, tenant_id: str) -> None:
+    from sluice.config import get_settings
+
     console.print()
     if ui_url:
         console.print(f"[bold green]Temporal Web UI:[/] {ui_url}")
     console.print("Try, in another shell (same directory):")
     console.print('  uv run sluice search "checkpoint"')
     console.print("  uv run sluice connector list")
-    console.print(
-        f"  temporal workflow query --workflow-id connector/{tenant_id}/1 --name progress "
-        f"--address {os.environ.get('TEMPORAL_ADDRESS', '127.0.0.1:7233')}"
-    )
+    # The temporal CLI does not read .sluice/dev.env and defaults to 127.0.0.1:7233, which
+    # is another server when this stack's Temporal had to move: name this stack's address.
+    s = get_settings()
+    target = f"--address {s.temporal_address}"
+    if s.temporal_namespace != "default":
+        target += f" --namespace {s.temporal_namespace}"
+    workflow = f"--workflow-id connector/{tenant_id}/1"
+    running = """'SluiceState = "running" AND ExecutionStatus = "Running"'"""
+    console.print("The temporal CLI (in .venv/bin/), pointed at this stack's Temporal:")
+    for line in (
+        f"temporal workflow query  {workflow} --name progress {target}",
+        f"temporal workflow signal {workflow} --name pause {target}",
+        f"temporal workflow signal {workflow} --name resume {target}",
+        f"temporal workflow signal {workflow} --name index_now {target}",
+        f"temporal workflow signal {workflow} --name cancel_run {target}",
+        f"temporal workflow list --query {running} {target}",
+    ):
+        _say(f"  {line}")
     console.print("Ctrl-C stops everything.")
 
 

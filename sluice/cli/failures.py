@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 
+current_tenant: str | None = None
+"""The tenant the command works on (set by :func:`sluice.cli.common.tenant`): named when
+its tables are missing, since PostgreSQL's message may name only the table."""
+
 
 def describe(error: BaseException) -> str | None:
     """One line for ``error``, or None if it is not one the CLI knows how to explain."""
@@ -35,7 +39,9 @@ def _temporal(error: BaseException) -> str | None:
             )
         if error.status == RPCStatusCode.UNAVAILABLE:
             return f"Temporal is unreachable: {error.message}"
-        timed_out = error.status == RPCStatusCode.CANCELLED and "Timeout" in error.message
+        # The CLI cancels no call itself: CANCELLED is its rpc_timeout expiring (the message
+        # is "Timeout expired" or, as often, "h2 protocol error: http2 error").
+        timed_out = error.status == RPCStatusCode.CANCELLED
         if error.status == RPCStatusCode.DEADLINE_EXCEEDED or timed_out:
             return "the workflow did not answer in time: is a worker running? (sluice status)"
         status = error.status.name if error.status else "error"
@@ -61,8 +67,11 @@ def _database(error: BaseException) -> str | None:
     for cause in _causes(error):
         name = type(cause).__name__
         if name in ("UndefinedTableError", "InvalidSchemaNameError"):
-            found = re.search(r'(?:relation|schema) "([^".]+)', str(cause))
-            schema = found.group(1) if found else "that tenant"
+            # 'relation "acme.chunk"' or 'schema "acme"' name the tenant; 'relation "chunk"'
+            # (a query through search_path) does not
+            found = re.search(r'relation "([^".]+)\.|schema "([^"]+)"', str(cause))
+            named = (found.group(1) or found.group(2)) if found else None
+            schema = named or current_tenant or "that tenant"
             return (
                 f"tenant {schema!r} does not exist in this database "
                 f"(create it with `sluice migrate --tenant {schema}`)"
@@ -71,8 +80,8 @@ def _database(error: BaseException) -> str | None:
 
 
 def _plain(error: BaseException) -> str | None:
+    if isinstance(error, TimeoutError):  # before OSError: TimeoutError is one
+        return f"timed out: {error}" if str(error) else "timed out"
     if isinstance(error, ConnectionRefusedError | OSError):
         return f"a service is unreachable: {error}"
-    if isinstance(error, TimeoutError):
-        return f"timed out: {error}" if str(error) else "timed out"
     return None
