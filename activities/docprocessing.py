@@ -21,10 +21,11 @@ import structlog
 from temporalio import activity
 
 from sluice.db.session import tenant_connection
+from sluice.index.embedders import Embedders, as_embedders
 from sluice.index.embedding import EmbeddingProvider
 from sluice.indexing.attempts import add_batch_result, record_failures
 from sluice.indexing.models import ProcessRequest, ProcessResult
-from sluice.indexing.pipeline import PreparedBatch, known_hashes, prepare_batch, write_batch
+from sluice.indexing.pipeline import PreparedBatch, index_state, prepare_batch, write_batch
 from sluice.indexing.staging import claim_for_write, load_batch, mark_processed
 from sluice.temporal.tenant_context import current_tenant
 
@@ -37,10 +38,14 @@ def _beat(seq: int) -> Callable[[str], None]:
 
 
 class DocProcessingActivities:
-    """Holds the embedding provider (loaded once per worker process)."""
+    """Holds the embedding providers (loaded once per worker process).
 
-    def __init__(self, embedder: EmbeddingProvider) -> None:
-        self.embedder = embedder
+    ``embedder`` is the configured one; a model swap's new generation gets its own,
+    built on first use.
+    """
+
+    def __init__(self, embedder: EmbeddingProvider | Embedders) -> None:
+        self.embedders = as_embedders(embedder)
 
     @activity.defn(name="process_batch")
     async def process_batch(self, request: ProcessRequest) -> ProcessResult:
@@ -51,9 +56,9 @@ class DocProcessingActivities:
             if done is not None:
                 log.info("batch already processed; returning its result", seq=batch.seq)
                 return done
-            known = await known_hashes(raw, documents)
+            state = await index_state(raw, documents)
         beat = _beat(batch.seq)
-        prepared = await prepare_batch(documents, known, self.embedder, beat)
+        prepared = await prepare_batch(documents, state, self.embedders, beat)
         del documents  # the prepared batch holds what is needed; let the rest go
         return await self._write(tenant, request, prepared)
 
@@ -66,7 +71,9 @@ class DocProcessingActivities:
             if done is not None:
                 log.info("another try of this batch finished first", seq=batch.seq)
                 return done
-            result = await write_batch(raw, request.cc_pair_id, prepared, _beat(batch.seq))
+            result = await write_batch(
+                raw, request.cc_pair_id, prepared, self.embedders, _beat(batch.seq)
+            )
             await record_failures(
                 raw, request.attempt_id, request.cc_pair_id, "processing", prepared.failures
             )

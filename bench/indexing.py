@@ -343,7 +343,7 @@ async def prepare(tenants: list[str], p: Params) -> None:
             if p.no_hnsw:
                 async with get_engine().begin() as conn:
                     await conn.execute(
-                        text(f"DROP INDEX {quoted_schema(tenant)}.ix_chunk_embedding_hnsw")
+                        text(f"DROP INDEX {quoted_schema(tenant)}.ix_chunk_vector_1_hnsw")
                     )
     finally:
         await dispose_engines()

@@ -40,7 +40,7 @@ PACKAGES = ("httpx", "click")
 LEGACY_SQL = """
 WITH vec AS (
     SELECT c.document_id, c.chunk_id, row_number() OVER (ORDER BY c.embedding <=> $1) AS rnk
-    FROM chunk c ORDER BY c.embedding <=> $1 LIMIT 50
+    FROM chunk_vector_1 c ORDER BY c.embedding <=> $1 LIMIT 50
 ),
 txt AS (
     SELECT c.document_id, c.chunk_id,

@@ -155,6 +155,10 @@ async def add_filesystem(client: Client, tenant: str, name: str, path: Path | st
     return pair.id
 
 
+LIVE_VECTORS = "chunk_vector_1"
+"""Generation 1's vectors (migration 0007): no model swap happens in these tests."""
+
+
 async def snapshot(tenant: str, document_id: str) -> tuple[Any, list[Any]]:
     """(document row, its chunks as (chunk_id, content, embedding)) for comparisons."""
     row = (
@@ -167,8 +171,9 @@ async def snapshot(tenant: str, document_id: str) -> tuple[Any, list[Any]]:
     )[0]
     chunks = await fetch(
         tenant,
-        "SELECT chunk_id, content, embedding::text AS embedding FROM chunk "
-        "WHERE document_id = $1 ORDER BY chunk_id",
+        "SELECT c.chunk_id, c.content, v.embedding::text AS embedding FROM chunk c "
+        f"JOIN {LIVE_VECTORS} v USING (document_id, chunk_id) "
+        "WHERE c.document_id = $1 ORDER BY c.chunk_id",
         document_id,
     )
     return dict(row), [tuple(c) for c in chunks]
@@ -430,7 +435,9 @@ async def test_migration_0003_rewrites_legacy_ids(services: dict[str, str], tmp_
         "https://example.com/": ["https://example.com/"],
     }
     chunks = await fetch(
-        tenant, "SELECT document_id, chunk_id, content, embedding::text AS e FROM chunk"
+        tenant,
+        "SELECT c.document_id, c.chunk_id, c.content, v.embedding::text AS e FROM chunk c "
+        f"JOIN {LIVE_VECTORS} v USING (document_id, chunk_id)",
     )
     expected = {
         (new, chunk_id): value for (old, chunk_id), value in before.items() for new in renamed[old]

@@ -13,7 +13,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -35,9 +34,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TENANT_SCHEMA = "tenant"
 """Placeholder schema name, translated per session to the tenant's schema."""
-
-EMBEDDING_DIM = 256
-"""Dimension of stored embeddings; the local WordLlama model's native size."""
 
 
 class Base(DeclarativeBase):
@@ -154,7 +150,11 @@ class DocumentByCcPair(Base):
 
 
 class Chunk(Base):
-    """The document index: one row per chunk, vector (HNSW) and full text (GIN)."""
+    """The document index: one row per chunk, full text (GIN).
+
+    Vectors are per embedding model: ``chunk_vector_<generation>`` tables (created at run
+    time, see :class:`IndexGeneration` and ``sluice/index/generations.py``).
+    """
 
     __tablename__ = "chunk"
 
@@ -165,7 +165,6 @@ class Chunk(Base):
     title: Mapped[str] = mapped_column(Text)
     content: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(Text, nullable=True)
-    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM))
     content_tsv: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed("to_tsvector('english', coalesce(title, '') || ' ' || content)", persisted=True),
@@ -189,15 +188,30 @@ class Chunk(Base):
     )
     acl: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
 
-    __table_args__ = (
-        Index(
-            "ix_chunk_embedding_hnsw",
-            "embedding",
-            postgresql_using="hnsw",
-            postgresql_ops={"embedding": "vector_cosine_ops"},
-        ),
-        Index("ix_chunk_search_tsv", "search_tsv", postgresql_using="gin"),
-    )
+    __table_args__ = (Index("ix_chunk_search_tsv", "search_tsv", postgresql_using="gin"),)
+
+
+class IndexGeneration(Base):
+    """An embedding model the index has used; its vectors are in ``chunk_vector_<id>``.
+
+    At most one ``live`` (search reads it) and one ``building`` (a model swap).
+    """
+
+    __tablename__ = "index_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text, nullable=True)
+    base_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(Text)
+    workflow_id: Mapped[str | None] = mapped_column(Text, nullable=True, unique=True)
+    chunks_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    chunks_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    live_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class IndexAttempt(Base):

@@ -6,10 +6,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
 from sluice.errors import SluiceError
 from sluice.index.store import SearchHit
+
+if TYPE_CHECKING:
+    from sluice.index.embedders import Embedders
 
 
 class EmptyQueryError(SluiceError):
@@ -29,6 +34,7 @@ class SearchResult(BaseModel):
     score: float
     vector_rank: int | None
     text_rank: int | None
+    generation: int = Field(description="The index generation (embedding model) that answered.")
 
 
 def _snippet(text: str, size: int = 240) -> str:
@@ -49,7 +55,7 @@ async def search(
 
     Raises :class:`EmptyQueryError` for an empty or whitespace-only query.
     """
-    hits = await _hybrid(
+    generation, hits = await _hybrid(
         tenant_id,
         query,
         limit=k,
@@ -70,6 +76,7 @@ async def search(
             score=h.score,
             vector_rank=h.vector_rank,
             text_rank=h.text_rank,
+            generation=generation,
         )
         for i, h in enumerate(hits, 1)
     ]
@@ -77,7 +84,19 @@ async def search(
 
 async def search_chunks(tenant_id: str, query: str, *, limit: int = 10) -> list[SearchHit]:
     """Chunk-level hits (several chunks of one document may appear)."""
-    return await _hybrid(tenant_id, query, limit=limit, group=False)
+    return (await _hybrid(tenant_id, query, limit=limit, group=False))[1]
+
+
+_embedders: Embedders | None = None
+
+
+def _query_embedders() -> Embedders:
+    global _embedders
+    if _embedders is None:
+        from sluice.index.embedders import Embedders
+
+        _embedders = Embedders()
+    return _embedders
 
 
 async def _hybrid(
@@ -89,22 +108,55 @@ async def _hybrid(
     connector: int | None = None,
     source: str | None = None,
     acl: list[str] | None = None,
-) -> list[SearchHit]:
+) -> tuple[int, list[SearchHit]]:
+    """(live generation ID, hits): the query is embedded in the live generation's space.
+
+    The generation is read first, the query embedded with no transaction open, then
+    searched against that generation's vectors. If a model swap retired and dropped it
+    in between (the drop waits a grace period after the switch, so only a search slower
+    than that could see it), the search starts again on the new live generation.
+    """
     if not query.strip():
         raise EmptyQueryError("empty query: give some words to search for")
+    import asyncpg
+
+    for tries_left in (1, 0):
+        try:
+            return await _hybrid_once(
+                tenant_id, query, limit, group, connector=connector, source=source, acl=acl
+            )
+        except asyncpg.UndefinedTableError:
+            if not tries_left:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _hybrid_once(
+    tenant_id: str,
+    query: str,
+    limit: int,
+    group: bool,
+    *,
+    connector: int | None,
+    source: str | None,
+    acl: list[str] | None,
+) -> tuple[int, list[SearchHit]]:
     from sluice.config import get_settings
     from sluice.db.session import tenant_connection
-    from sluice.index.embedding import embedder_from_settings
+    from sluice.index.generations import live_generation
     from sluice.index.store import hybrid_search
 
     settings = get_settings()
-    embedder = embedder_from_settings(settings)
+    async with tenant_connection(tenant_id) as (_, raw):
+        generation = await live_generation(raw)
+    embedder = _query_embedders().for_spec(generation.spec)
     vector = (await embedder.embed([query]))[0]
     async with tenant_connection(tenant_id) as (_, raw):
-        return await hybrid_search(
+        hits = await hybrid_search(
             raw,
             query,
             vector,
+            vector_table=generation.table,
             limit=limit,
             candidates=settings.search_candidates,
             acl=acl,
@@ -115,3 +167,4 @@ async def _hybrid(
             text_weight=settings.search_text_weight,
             rrf_k=settings.search_rrf_k,
         )
+    return generation.id, hits

@@ -2,12 +2,14 @@
 
 Writes are idempotent per document: a document's chunks are replaced as a whole,
 its row is upserted by ID, so writing the same batch twice leaves the same rows.
-Vectors go over the wire in pgvector's binary format via ``COPY``.
+Vectors go over the wire in pgvector's binary format via ``COPY``, into the vector
+table of each writable index generation (``sluice/index/generations.py``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,8 @@ import numpy as np
 
 from sluice.connectors.models import Document
 
-CHUNK_COLUMNS = ("document_id", "chunk_id", "title", "content", "link", "embedding", "acl")
+CHUNK_COLUMNS = ("document_id", "chunk_id", "title", "content", "link", "acl")
+VECTOR_COLUMNS = ("document_id", "chunk_id", "embedding")
 
 
 @dataclass(frozen=True)
@@ -39,24 +42,20 @@ async def delete_chunks(raw: Any, document_ids: Sequence[str]) -> None:
         await raw.execute("DELETE FROM chunk WHERE document_id = ANY($1::text[])", document_ids)
 
 
-async def copy_chunks(raw: Any, rows: Sequence[ChunkRow], vectors: np.ndarray) -> int:
-    """COPY chunk rows in (binary vectors); ``vectors[i]`` belongs to ``rows[i]``."""
+async def copy_chunks(raw: Any, rows: Sequence[ChunkRow]) -> int:
+    """COPY chunk rows in (text and metadata; vectors go per generation)."""
     if not rows:
         return 0
-    records = [
-        (r.document_id, r.chunk_id, r.title, r.content, r.link, vectors[i], r.acl)
-        for i, r in enumerate(rows)
-    ]
+    records = [(r.document_id, r.chunk_id, r.title, r.content, r.link, r.acl) for r in rows]
     await raw.copy_records_to_table("chunk", records=records, columns=CHUNK_COLUMNS)
     return len(records)
 
 
-async def replace_chunks(
-    raw: Any, document_ids: Sequence[str], rows: Sequence[ChunkRow], vectors: np.ndarray
-) -> int:
-    """Delete the documents' old chunks and COPY the new ones in (binary vectors)."""
-    await delete_chunks(raw, document_ids)
-    return await copy_chunks(raw, rows, vectors)
+async def copy_vectors(raw: Any, table: str, rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
+    """COPY one generation's vectors (binary); ``vectors[i]`` belongs to ``rows[i]``."""
+    if rows:
+        records = [(r.document_id, r.chunk_id, vectors[i]) for i, r in enumerate(rows)]
+        await raw.copy_records_to_table(table, records=records, columns=VECTOR_COLUMNS)
 
 
 async def upsert_documents(
@@ -133,6 +132,73 @@ SEARCH_TSV_SQL = (
     + " || "
     + _IDENT_SQL.replace("{x}", "translate(lower({t}), '/', ' ')")
 )
+
+VECTOR_TABLE = re.compile(r"chunk_vector_[0-9]+")
+
+_HYBRID_SQL = """
+        WITH vec AS (
+            SELECT v.document_id, v.chunk_id,
+                   row_number() OVER (ORDER BY v.dist) AS rnk
+            FROM (
+                SELECT c.document_id, c.chunk_id, cv.embedding <=> $1 AS dist
+                FROM {vector_table} cv
+                JOIN chunk c ON c.document_id = cv.document_id AND c.chunk_id = cv.chunk_id
+                JOIN document d ON d.id = c.document_id
+                WHERE NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
+                  AND ($6::text IS NULL OR d.source = $6)
+                  AND ($5::int IS NULL OR EXISTS (
+                      SELECT 1 FROM document_by_connector_credential_pair p
+                      WHERE p.document_id = d.id AND p.cc_pair_id = $5))
+                ORDER BY cv.embedding <=> $1
+                LIMIT $3
+            ) v
+        ),
+        txt AS (
+            SELECT s.document_id, s.chunk_id,
+                   row_number() OVER (ORDER BY s.score DESC, s.document_id, s.chunk_id) AS rnk
+            FROM (
+                SELECT c.document_id, c.chunk_id,
+                       (SELECT sum(t.idf) FROM unnest($8::text[]::tsquery[], $9::float8[])
+                               AS t(q, idf) WHERE c.search_tsv @@ t.q)
+                       * ($11::float8 + 1) / (1 + $11::float8 * (1 - $12::float8
+                          + $12::float8 * length(c.content) / $10::float8))
+                       AS score
+                FROM chunk c JOIN document d ON d.id = c.document_id
+                WHERE c.search_tsv @@ $7::tsquery
+                  AND NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
+                  AND ($6::text IS NULL OR d.source = $6)
+                  AND ($5::int IS NULL OR EXISTS (
+                      SELECT 1 FROM document_by_connector_credential_pair p
+                      WHERE p.document_id = d.id AND p.cc_pair_id = $5))
+            ) s
+            ORDER BY s.score DESC, s.document_id, s.chunk_id
+            LIMIT $3
+        ),
+        fused AS (
+            SELECT coalesce(v.document_id, t.document_id) AS document_id,
+                   coalesce(v.chunk_id, t.chunk_id) AS chunk_id,
+                   v.rnk AS vector_rank, t.rnk AS text_rank,
+                   coalesce($13::float8 / ($15::float8 + v.rnk), 0)
+                   + coalesce($14::float8 / ($15::float8 + t.rnk), 0) AS fscore
+            FROM vec v FULL OUTER JOIN txt t
+              ON v.document_id = t.document_id AND v.chunk_id = t.chunk_id
+        ),
+        scored AS (
+            SELECT f.*, f.fscore * (1 + d.boost) AS score, d.source, d.semantic_identifier
+            FROM fused f JOIN document d ON d.id = f.document_id
+        ),
+        picked AS (
+            SELECT DISTINCT ON (CASE WHEN $16::bool THEN s.document_id
+                                     ELSE s.document_id || '#' || s.chunk_id END) s.*
+            FROM scored s
+            ORDER BY CASE WHEN $16::bool THEN s.document_id
+                          ELSE s.document_id || '#' || s.chunk_id END, s.score DESC
+        )
+        SELECT p.*, c.title, c.content, c.link
+        FROM picked p JOIN chunk c ON c.document_id = p.document_id AND c.chunk_id = p.chunk_id
+        ORDER BY p.score DESC, p.document_id, p.chunk_id
+        LIMIT $2
+"""
 
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -219,6 +285,7 @@ async def hybrid_search(
     query: str,
     query_vector: np.ndarray,
     *,
+    vector_table: str,
     limit: int = 10,
     candidates: int = 100,
     acl: Sequence[str] | None = None,
@@ -238,6 +305,7 @@ async def hybrid_search(
     over the HNSW index, as before. Fusion: ``w_v / (k + rank_v) + w_t / (k + rank_t)``,
     times ``1 + boost``.
 
+    ``vector_table``: the live generation's vectors (``query_vector`` is in its space).
     ``group``: one hit per document (its best chunk), else chunk-level hits.
     ``cc_pair_id`` / ``source``: only documents of that cc-pair / source. ``acl``: only
     chunks readable by one of these principals.
@@ -247,69 +315,10 @@ async def hybrid_search(
     await raw.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(candidates, 1000))}")
     if cc_pair_id is not None or source is not None or acl is not None:
         await raw.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    if not VECTOR_TABLE.fullmatch(vector_table):
+        raise ValueError(f"not a vector table: {vector_table!r}")
     rows = await raw.fetch(
-        """
-        WITH vec AS (
-            SELECT v.document_id, v.chunk_id,
-                   row_number() OVER (ORDER BY v.dist) AS rnk
-            FROM (
-                SELECT c.document_id, c.chunk_id, c.embedding <=> $1 AS dist
-                FROM chunk c JOIN document d ON d.id = c.document_id
-                WHERE NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
-                  AND ($6::text IS NULL OR d.source = $6)
-                  AND ($5::int IS NULL OR EXISTS (
-                      SELECT 1 FROM document_by_connector_credential_pair p
-                      WHERE p.document_id = d.id AND p.cc_pair_id = $5))
-                ORDER BY c.embedding <=> $1
-                LIMIT $3
-            ) v
-        ),
-        txt AS (
-            SELECT s.document_id, s.chunk_id,
-                   row_number() OVER (ORDER BY s.score DESC, s.document_id, s.chunk_id) AS rnk
-            FROM (
-                SELECT c.document_id, c.chunk_id,
-                       (SELECT sum(t.idf) FROM unnest($8::text[]::tsquery[], $9::float8[])
-                               AS t(q, idf) WHERE c.search_tsv @@ t.q)
-                       * ($11::float8 + 1) / (1 + $11::float8 * (1 - $12::float8
-                          + $12::float8 * length(c.content) / $10::float8))
-                       AS score
-                FROM chunk c JOIN document d ON d.id = c.document_id
-                WHERE c.search_tsv @@ $7::tsquery
-                  AND NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
-                  AND ($6::text IS NULL OR d.source = $6)
-                  AND ($5::int IS NULL OR EXISTS (
-                      SELECT 1 FROM document_by_connector_credential_pair p
-                      WHERE p.document_id = d.id AND p.cc_pair_id = $5))
-            ) s
-            ORDER BY s.score DESC, s.document_id, s.chunk_id
-            LIMIT $3
-        ),
-        fused AS (
-            SELECT coalesce(v.document_id, t.document_id) AS document_id,
-                   coalesce(v.chunk_id, t.chunk_id) AS chunk_id,
-                   v.rnk AS vector_rank, t.rnk AS text_rank,
-                   coalesce($13::float8 / ($15::float8 + v.rnk), 0)
-                   + coalesce($14::float8 / ($15::float8 + t.rnk), 0) AS fscore
-            FROM vec v FULL OUTER JOIN txt t
-              ON v.document_id = t.document_id AND v.chunk_id = t.chunk_id
-        ),
-        scored AS (
-            SELECT f.*, f.fscore * (1 + d.boost) AS score, d.source, d.semantic_identifier
-            FROM fused f JOIN document d ON d.id = f.document_id
-        ),
-        picked AS (
-            SELECT DISTINCT ON (CASE WHEN $16::bool THEN s.document_id
-                                     ELSE s.document_id || '#' || s.chunk_id END) s.*
-            FROM scored s
-            ORDER BY CASE WHEN $16::bool THEN s.document_id
-                          ELSE s.document_id || '#' || s.chunk_id END, s.score DESC
-        )
-        SELECT p.*, c.title, c.content, c.link
-        FROM picked p JOIN chunk c ON c.document_id = p.document_id AND c.chunk_id = p.chunk_id
-        ORDER BY p.score DESC, p.document_id, p.chunk_id
-        LIMIT $2
-        """,
+        _HYBRID_SQL.replace("{vector_table}", vector_table),
         query_vector,
         limit,
         candidates,

@@ -8,6 +8,9 @@ Two steps, so no transaction stays open while the CPU works:
 * :func:`write_batch` writes in sub-batches inside the caller's transaction, so a
   batch lands whole or not at all.
 
+Vectors are computed for every writable index generation (the live one, and the one
+a model swap is building), so a document indexed during a swap lands in both.
+
 :func:`index_documents` runs both on one connection: the benchmark's in-process
 baseline uses it, so both measure the same code.
 """
@@ -24,10 +27,13 @@ import numpy as np
 
 from sluice.connectors.models import Document, DocumentFailure
 from sluice.index.chunking import chunk_document
+from sluice.index.embedders import Embedders, as_embedders
 from sluice.index.embedding import EmbeddingProvider, Vectors
+from sluice.index.generations import Generation, embedding_text, writable_generations
 from sluice.index.store import (
     ChunkRow,
     copy_chunks,
+    copy_vectors,
     delete_chunks,
     existing_hashes,
     link_to_cc_pair,
@@ -108,7 +114,7 @@ class PreparedBatch:
     hashes: dict[str, str]
     known: dict[str, str]
     chunked: ChunkedBatch
-    vectors: Vectors
+    vectors: dict[int, Vectors]  # per generation ID, row i for chunked.rows[i]
     skipped: int
     duplicates: int
 
@@ -117,18 +123,49 @@ class PreparedBatch:
         return self.chunked.failures
 
 
-async def known_hashes(raw: Any, documents: Sequence[Document]) -> dict[str, str]:
+@dataclass(frozen=True)
+class IndexState:
+    """What a batch is prepared against: known content hashes and writable generations."""
+
+    known: dict[str, str]
+    generations: list[Generation]
+
+
+async def index_state(raw: Any, documents: Sequence[Document]) -> IndexState:
     """Content hashes already indexed for these documents' IDs (what can be skipped)."""
-    return await existing_hashes(raw, sorted({d.id for d in documents}))
+    known = await existing_hashes(raw, sorted({d.id for d in documents}))
+    return IndexState(known, await writable_generations(raw))
+
+
+async def embed_rows(
+    rows: Sequence[ChunkRow],
+    generations: Sequence[Generation],
+    embedders: Embedders,
+    progress: Progress,
+) -> dict[int, Vectors]:
+    """Each generation's vectors for ``rows``, in slices (a progress report after each)."""
+    texts = [embedding_text(r.title, r.content) for r in rows]
+    out: dict[int, Vectors] = {}
+    for gen in generations:
+        embedder = embedders.for_spec(gen.spec)
+        parts: list[Vectors] = []
+        for group in _slices(texts, EMBED_SLICE_TEXTS):
+            parts.append(await embedder.embed(list(group)))
+            progress("embedding")
+        out[gen.id] = (
+            np.concatenate(parts) if parts else np.zeros((0, gen.spec.dim), dtype=np.float32)
+        )
+    return out
 
 
 async def prepare_batch(
     documents: Sequence[Document],
-    known: dict[str, str],
-    embedder: EmbeddingProvider,
+    state: IndexState,
+    embedders: Embedders,
     progress: Progress,
 ) -> PreparedBatch:
     """Everything but the writes, with no connection held: dedupe, skip, chunk, embed."""
+    known = state.known
     docs, duplicates = newest_per_id(documents)
     hashes = {d.id: d.content_hash() for d in docs}
     changed = [d for d in docs if known.get(d.id) != hashes[d.id]]
@@ -141,12 +178,7 @@ async def prepare_batch(
         chunked.documents.extend(piece.documents)
         chunked.failures.extend(piece.failures)
         progress("chunking")
-    texts = [f"{r.title}\n{r.content}" for r in chunked.rows]
-    parts: list[Vectors] = []
-    for group in _slices(texts, EMBED_SLICE_TEXTS):
-        parts.append(await embedder.embed(list(group)))
-        progress("embedding")
-    vectors = np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
+    vectors = await embed_rows(chunked.rows, state.generations, embedders, progress)
     return PreparedBatch(
         documents=docs,
         hashes=hashes,
@@ -159,21 +191,32 @@ async def prepare_batch(
 
 
 async def write_batch(
-    raw: Any, cc_pair_id: int, prepared: PreparedBatch, progress: Progress
+    raw: Any, cc_pair_id: int, prepared: PreparedBatch, embedders: Embedders, progress: Progress
 ) -> ProcessResult:
-    """Write a prepared batch inside the caller's transaction, in sub-batches."""
+    """Write a prepared batch inside the caller's transaction, in sub-batches.
+
+    The writable generations are locked (FOR SHARE) first, so a model swap cannot start
+    or switch half-way through this write. A generation that appeared since the batch was
+    prepared is embedded for here (rare: only a batch in flight when a swap starts); one
+    that went (a canceled swap) is skipped.
+    """
+    generations = await writable_generations(raw, lock=True)
     chunked, vectors = prepared.chunked, prepared.vectors
     accepted = await upsert_documents(raw, chunked.documents, prepared.hashes, chunked.counts)
     stale = len(chunked.documents) - len(accepted)  # a newer version is indexed already
     if stale:
         keep = [i for i, r in enumerate(chunked.rows) if r.document_id in accepted]
         chunked.rows = [chunked.rows[i] for i in keep]
-        vectors = vectors[keep]
+        vectors = {gen_id: v[keep] for gen_id, v in vectors.items()}
+    late = [g for g in generations if g.id not in vectors]
+    vectors.update(await embed_rows(chunked.rows, late, embedders, progress))
     await delete_chunks(raw, sorted(accepted))
     written = 0
     for start in range(0, len(chunked.rows), WRITE_SLICE_ROWS):
         end = start + WRITE_SLICE_ROWS
-        written += await copy_chunks(raw, chunked.rows[start:end], vectors[start:end])
+        written += await copy_chunks(raw, chunked.rows[start:end])
+        for gen in generations:
+            await copy_vectors(raw, gen.table, chunked.rows[start:end], vectors[gen.id][start:end])
         progress("writing")
     stored = [d.id for d in prepared.documents if d.id in prepared.known or d.id in accepted]
     await link_to_cc_pair(raw, cc_pair_id, stored)
@@ -191,13 +234,14 @@ async def index_documents(
     raw: Any,
     cc_pair_id: int,
     documents: Sequence[Document],
-    embedder: EmbeddingProvider,
+    embedder: EmbeddingProvider | Embedders,
     *,
     on_progress: Progress | None = None,
 ) -> tuple[ProcessResult, list[DocumentFailure]]:
     """Index ``documents`` for ``cc_pair_id`` on the tenant connection ``raw`` (one go)."""
     progress = on_progress or (lambda _stage: None)
-    known = await known_hashes(raw, documents)
-    prepared = await prepare_batch(documents, known, embedder, progress)
-    result = await write_batch(raw, cc_pair_id, prepared, progress)
+    embedders = as_embedders(embedder)
+    state = await index_state(raw, documents)
+    prepared = await prepare_batch(documents, state, embedders, progress)
+    result = await write_batch(raw, cc_pair_id, prepared, embedders, progress)
     return result, prepared.chunked.failures
