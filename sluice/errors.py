@@ -44,6 +44,10 @@ class CcPairDeleted(SluiceError):
     """The cc-pair is being deleted (or is gone): its connector workflow must stop."""
 
 
+class SwapInProgress(SluiceError):
+    """A model swap is already building a new index generation for this tenant."""
+
+
 NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ConfigurationError.__name__,
     ConnectorConfigError.__name__,
@@ -53,4 +57,5 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     StagedBatchGone.__name__,
     AttemptClosed.__name__,
     CcPairDeleted.__name__,
+    SwapInProgress.__name__,
 ]

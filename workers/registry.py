@@ -7,14 +7,22 @@ from typing import Any
 
 from activities import attempts, bulk, deletion, docfetching, probe, settings
 from activities.docprocessing import DocProcessingActivities
+from activities.generations import GenerationActivities
+from sluice.index.embedders import Embedders
 from sluice.index.embedding import EmbeddingProvider
 from sluice.queues import TaskQueue
 from workflows.bulk import BulkConnectorsWorkflow
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
+from workflows.model_swap import ModelSwapWorkflow
 
 WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
-    TaskQueue.PRIMARY: [ConnectorWorkflow, ConnectorDeletionWorkflow, BulkConnectorsWorkflow],
+    TaskQueue.PRIMARY: [
+        ConnectorWorkflow,
+        ConnectorDeletionWorkflow,
+        BulkConnectorsWorkflow,
+        ModelSwapWorkflow,
+    ],
 }
 
 
@@ -40,5 +48,16 @@ def activities_for(
     }
     found = list(table.get(queue, []))
     if queue is TaskQueue.DOCPROCESSING:
-        found.append(DocProcessingActivities(embedder_factory()).process_batch)
+        # One provider cache per worker: indexing and re-embedding share loaded models.
+        embedders = Embedders(embedder_factory())
+        generations = GenerationActivities(embedders)
+        found += [
+            DocProcessingActivities(embedders).process_batch,
+            generations.start_generation,
+            generations.embed_generation_pages,
+            generations.build_generation_index,
+            generations.switch_generation,
+            generations.abandon_generation,
+            generations.drop_generation_vectors,
+        ]
     return [*found, probe.queue_probe]

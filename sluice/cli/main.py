@@ -23,6 +23,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "search": ("search", "search", "command"),
     "eval": ("evaluate", "evaluate", "command"),
     "connector": ("connector", "app", "group"),
+    "index": ("index", "app", "group"),
     "temporal": ("system", "temporal_app", "group"),
 }
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sluice.errors import ConfigurationError, NotFoundError, SluiceError
+from sluice.errors import ConfigurationError, NotFoundError, SwapInProgress
 
 MAX_HNSW_DIM = 2000
 """pgvector's HNSW index takes at most 2,000 dimensions for ``vector``."""
@@ -47,16 +47,8 @@ class GenerationStatus(StrEnum):
 WRITABLE = (GenerationStatus.LIVE.value, GenerationStatus.BUILDING.value)
 
 
-class SwapInProgress(SluiceError):
-    """A model swap is already building a generation for this tenant."""
-
-
 class SameModel(ConfigurationError):
     """The requested model is the one the live generation already uses."""
-
-
-class GenerationIncomplete(SluiceError):
-    """Chunks still lack a vector in the new generation: embed them, then switch (retryable)."""
 
 
 class EmbeddingSpec(BaseModel):
@@ -123,11 +115,13 @@ def vector_table_ddl(table: str, dim: int) -> list[str]:
     ]
 
 
-def hnsw_index_ddl(table: str, *, concurrently: bool) -> str:
+def hnsw_index_ddl(table: str, *, schema: str | None = None, concurrently: bool) -> str:
+    """The HNSW index of a generation's vector table (cosine distance, as search uses)."""
     how = "CONCURRENTLY " if concurrently else ""
+    target = f"{schema}.{table}" if schema else table
     return (
         f"CREATE INDEX {how}IF NOT EXISTS ix_{table}_hnsw "
-        f"ON {table} USING hnsw (embedding vector_cosine_ops)"
+        f"ON {target} USING hnsw (embedding vector_cosine_ops)"
     )
 
 
@@ -213,11 +207,12 @@ async def _lock_writable(raw: Any) -> list[Generation]:
     return [_generation(r) for r in rows]
 
 
-async def start_generation(raw: Any, spec: EmbeddingSpec, workflow_id: str) -> Generation:
-    """Create a ``building`` generation and its vector table (idempotent per workflow)."""
+async def start_generation(raw: Any, spec: EmbeddingSpec, run_key: str) -> Generation:
+    """Create a ``building`` generation and its vector table (idempotent per ``run_key``,
+    the swap workflow run that asks: a retry after a lost reply gets the same one)."""
     current = await _lock_writable(raw)
     mine = await raw.fetchrow(
-        f"SELECT {_COLUMNS} FROM index_generation WHERE workflow_id = $1", workflow_id
+        f"SELECT {_COLUMNS} FROM index_generation WHERE workflow_id = $1", run_key
     )
     if mine is not None:  # a retry after a lost reply
         return _generation(mine)
@@ -237,7 +232,7 @@ async def start_generation(raw: Any, spec: EmbeddingSpec, workflow_id: str) -> G
         spec.model,
         spec.base_url,
         spec.dim,
-        workflow_id,
+        run_key,
     )
     gen = _generation(row)
     for statement in vector_table_ddl(gen.table, spec.dim):
@@ -255,24 +250,30 @@ async def missing_vectors(raw: Any, gen: Generation) -> int:
     )
 
 
-async def switch_to(raw: Any, generation_id: int) -> Generation | None:
+@dataclass(frozen=True)
+class SwitchOutcome:
+    """``missing`` > 0: not switched, embed those first. Else ``retired``: the old live one."""
+
+    missing: int
+    retired: int | None
+
+
+async def switch_to(raw: Any, generation_id: int) -> SwitchOutcome:
     """Make ``generation_id`` live and retire the old live one, atomically.
 
-    Returns the retired generation (None if this switch already happened). Raises
-    :class:`GenerationIncomplete` while any chunk lacks a vector in the new generation.
+    Refused (``missing`` > 0) while any chunk lacks a vector in the new generation;
+    a repeated call after the switch is a no-op.
     """
     writable = {g.id: g for g in await _lock_writable(raw)}
     new = writable.get(generation_id)
     if new is None:
         done = await get_generation(raw, generation_id)
-        if done.status == GenerationStatus.LIVE:
-            return None
         raise NotFoundError(f"generation {generation_id} is {done.status}, not building")
     if new.status == GenerationStatus.LIVE:
-        return None
+        return SwitchOutcome(missing=0, retired=None)
     missing = await missing_vectors(raw, new)
     if missing:
-        raise GenerationIncomplete(f"{missing} chunks have no vector in generation {new.id} yet")
+        return SwitchOutcome(missing=missing, retired=None)
     old = [g for g in writable.values() if g.status == GenerationStatus.LIVE]
     await raw.execute(
         "UPDATE index_generation SET status = 'retired', retired_at = now() WHERE status = 'live'"
@@ -282,7 +283,7 @@ async def switch_to(raw: Any, generation_id: int) -> Generation | None:
         "chunks_done = (SELECT count(*) FROM chunk) WHERE id = $1",
         new.id,
     )
-    return old[0] if old else None
+    return SwitchOutcome(missing=0, retired=old[0].id if old else None)
 
 
 async def abandon_generation(raw: Any, generation_id: int, status: str, error: str | None) -> None:

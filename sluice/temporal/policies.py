@@ -138,3 +138,41 @@ MAX_HEARTBEAT_THROTTLE = timedelta(seconds=2)
 """Workers send a heartbeat at most this long after the activity reported one, so the
 server's view is never more than two seconds behind: a hang is noticed within its
 heartbeat timeout (not 1.8×), and cancellation (pause) reaches an activity in seconds."""
+
+START_GENERATION = ActivityPolicy(
+    task_queue=TaskQueue.DOCPROCESSING,
+    start_to_close=timedelta(seconds=60),
+    heartbeat=None,
+    maximum_attempts=5,
+)
+"""Try the new embedding model on one text and create the generation: a wrong model or
+endpoint should fail the swap in seconds, not retry for an hour."""
+
+EMBED_GENERATION_PAGES = ActivityPolicy(
+    task_queue=TaskQueue.DOCPROCESSING,
+    start_to_close=timedelta(minutes=10),
+    heartbeat=timedelta(minutes=2),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=1),
+)
+"""Re-embed pages of chunks for about 30 s; a page to a remote model may take a while,
+hence the roomier heartbeat. An hour of failures (embedding service down) fails the swap,
+which leaves the live generation untouched."""
+
+BUILD_GENERATION_INDEX = ActivityPolicy(
+    task_queue=TaskQueue.DOCPROCESSING,
+    start_to_close=timedelta(hours=6),
+    heartbeat=timedelta(seconds=30),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(days=1),
+)
+"""One CREATE INDEX CONCURRENTLY, heartbeating while Postgres builds."""
+
+GENERATION_BOOKKEEPING = ActivityPolicy(
+    task_queue=TaskQueue.DOCPROCESSING,
+    start_to_close=timedelta(seconds=60),
+    heartbeat=None,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(days=1),
+)
+"""Switch, abandon or drop a generation: short, idempotent, retried until done."""
