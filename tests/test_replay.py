@@ -26,14 +26,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from sluice import connector_ops
+from sluice import connector_ops, model_swap
 from sluice.ccpairs import list_cc_pairs
+from sluice.index.generations import EmbeddingSpec
 from sluice.indexing.models import RunState, RunTuning
 from sluice.temporal.interceptor import TenantInterceptor
 from tests.support import FAST, eventually, running_workers
 from tests.unguarded_change import UnguardedChange
 from workflows.connector import ConnectorWorkflow, connector_workflow_id
 from workflows.deletion import ConnectorDeletionWorkflow, deletion_workflow_id
+from workflows.model_swap import ModelSwapWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 SCENARIOS = (
@@ -45,12 +47,16 @@ SCENARIOS = (
     "canceled",
     "deleting",
     "deletion_workflow",
+    "model_swap_completed",
+    "model_swap_canceled",
 )
+OTHER_WORKFLOW_TYPES = ("deletion_workflow", "model_swap_completed", "model_swap_canceled")
 
 
 def replayer(*workflows: type) -> Replayer:
     return Replayer(
-        workflows=list(workflows) or [ConnectorWorkflow, ConnectorDeletionWorkflow],
+        workflows=list(workflows)
+        or [ConnectorWorkflow, ConnectorDeletionWorkflow, ModelSwapWorkflow],
         data_converter=pydantic_data_converter,
         interceptors=[TenantInterceptor()],
     )
@@ -70,7 +76,7 @@ async def test_committed_history_replays(name: str) -> None:
 async def test_an_unguarded_change_is_caught() -> None:
     failures = []
     for name in SCENARIOS:
-        if name == "deletion_workflow":
+        if name in OTHER_WORKFLOW_TYPES:
             continue  # another workflow type: the changed connector workflow cannot meet it
         result = await replayer(UnguardedChange).replay_workflow(
             committed(name), raise_on_replay_failure=False
@@ -95,6 +101,7 @@ async def test_record_histories(dev_env: WorkflowEnvironment, tenant: str) -> No
         await _record_continue_as_new(client, tenant)
         await _record_canceled(client, tenant)
         await _record_deleting(client, tenant)
+        await _record_model_swaps(client, tenant)
 
 
 async def _save(handle: WorkflowHandle[object, object], name: str) -> None:
@@ -171,6 +178,25 @@ async def _record_deleting(client: Client, tenant: str) -> None:
     await _save(connector_ops.handle(client, tenant, cc), "deleting")
     deletion = client.get_workflow_handle(deletion_workflow_id(tenant, cc))
     await _save(deletion, "deletion_workflow")
+
+
+async def _record_model_swaps(client: Client, tenant: str) -> None:
+    smaller = EmbeddingSpec(provider="local", dim=128)
+    done = await model_swap.switch_model(client, tenant, smaller, retire_after_seconds=1)
+    await done.result()
+    await _save(done, "model_swap_completed")
+    tiny = EmbeddingSpec(provider="local", dim=64)
+    canceled = await model_swap.switch_model(client, tenant, tiny, page_size=1)
+
+    async def embedding() -> bool:
+        listed = await model_swap.generations(tenant)
+        return listed[-1].id == 3 and listed[-1].chunks_done > 0
+
+    await eventually(embedding, timeout=60)
+    await model_swap.cancel_swap(client, tenant)
+    with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError(cause=CancelledError)
+        await canceled.result()
+    await _save(canceled, "model_swap_canceled")
 
 
 async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:
