@@ -63,6 +63,27 @@ class Settings(BaseSettings):
         default=100, ge=10, le=1000, description="Chunks each side contributes to fusion."
     )
 
+    schedule_intervals: dict[str, int] = Field(
+        default_factory=dict,
+        description='Per-job interval overrides in seconds, JSON: {"connector-reconcile": 60}. '
+        "Defaults are the seeds' (schedules/table.py).",
+    )
+    staged_batch_orphan_seconds: int = Field(
+        default=3600, ge=60, description="Age after which an unneeded staged batch is removed."
+    )
+    index_attempt_retention_days: int = Field(
+        default=30, ge=1, description="Attempts older than this go (each pair's latest stays)."
+    )
+
+    @field_validator("schedule_intervals")
+    @classmethod
+    def _schedule_intervals(cls, value: dict[str, int]) -> dict[str, int]:
+        # Job names are checked against schedules/table.py where schedules are synced.
+        for name, seconds in value.items():
+            if seconds < 1:
+                raise ValueError(f"{name}: interval must be at least 1 second, got {seconds}")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from temporalio.client import Client
+
 from activities import attempts, bulk, deletion, docfetching, probe, settings
 from activities.docprocessing import DocProcessingActivities
 from activities.generations import GenerationActivities
+from activities.sweeps import SweepActivities
+from schedules.table import JOBS
 from sluice.index.embedders import Embedders
 from sluice.index.embedding import EmbeddingProvider
 from sluice.queues import TaskQueue
@@ -15,6 +19,7 @@ from workflows.bulk import BulkConnectorsWorkflow
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.model_swap import ModelSwapWorkflow
+from workflows.sweep import SweepWorkflow
 
 WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
     TaskQueue.PRIMARY: [
@@ -22,12 +27,21 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         ConnectorDeletionWorkflow,
         BulkConnectorsWorkflow,
         ModelSwapWorkflow,
+        SweepWorkflow,
     ],
 }
 
 
+def sweep_activities(queue: TaskQueue, client: Client) -> list[Callable[..., Any]]:
+    """The schedules' sweep activities that run on ``queue`` (the table routes them)."""
+    sweeps = SweepActivities(client)
+    return [
+        getattr(sweeps, job.activity) for job in JOBS if job.enabled and job.task_queue is queue
+    ]
+
+
 def activities_for(
-    queue: TaskQueue, embedder_factory: Callable[[], EmbeddingProvider]
+    queue: TaskQueue, embedder_factory: Callable[[], EmbeddingProvider], client: Client
 ) -> list[Callable[..., Any]]:
     """The activities ``queue`` serves; the embedder is built only where it is needed."""
     table: dict[TaskQueue, list[Callable[..., Any]]] = {
@@ -60,4 +74,4 @@ def activities_for(
             generations.abandon_generation,
             generations.drop_generation_vectors,
         ]
-    return [*found, probe.queue_probe]
+    return [*found, *sweep_activities(queue, client), probe.queue_probe]

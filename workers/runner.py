@@ -31,6 +31,27 @@ from workers.registry import WORKFLOWS, activities_for
 log = structlog.get_logger(__name__)
 
 
+async def sync_schedules_at_start(client: Client, settings: Settings) -> None:
+    """The workflow worker brings every tenant's schedules in line with schedules/table.py
+    (Beat's job, done once at start instead of by a process that must stay up)."""
+    from schedules.sync import sync_all
+
+    try:
+        reports = await sync_all(client, settings)
+    except Exception as exc:  # the worker is still useful; `sluice schedules sync` retries
+        log.error("schedule sync failed", error=str(exc))
+        return
+    for report in reports:
+        if report.changed:
+            log.info(
+                "schedules synced",
+                tenant_id=report.tenant_id,
+                created=report.created,
+                updated=report.updated,
+                deleted=report.deleted,
+            )
+
+
 def embedder_factory(settings: Settings) -> Callable[[], EmbeddingProvider]:
     @cache
     def build() -> EmbeddingProvider:
@@ -55,7 +76,7 @@ def build_workers(
                 client,
                 task_queue=queue.value,
                 workflows=list(WORKFLOWS.get(queue, [])),
-                activities=activities_for(queue, factory),
+                activities=activities_for(queue, factory, client),
                 max_concurrent_activities=kind.max_concurrent_activities,
                 max_concurrent_workflow_tasks=kind.max_concurrent_workflow_tasks,
                 identity=identity,
@@ -75,6 +96,8 @@ async def run_worker(
     identity = f"sluice-{kind.name}-{os.getpid()}@{socket.gethostname()}"
     structlog.contextvars.bind_contextvars(worker_kind=kind.name)
     client = await connect(settings)
+    if TaskQueue.PRIMARY in kind.queues:
+        await sync_schedules_at_start(client, settings)
     factory = embedder_factory(settings)
     workers = build_workers(client, kind, settings, identity, factory)
     if TaskQueue.DOCPROCESSING in kind.queues:

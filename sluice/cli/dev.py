@@ -139,13 +139,22 @@ def _settings_without_dev_env() -> Settings:
 
 
 async def _prepare(tenant_id: str) -> None:
+    """The default tenant: schema, tables and schedules (the workers sync schedules too,
+    but may start before the tenant's schema exists)."""
+    from sluice.config import get_settings
     from sluice.db.engine import dispose_engines
-    from sluice.db.migrate import migrate_tenant
+    from sluice.temporal.client import connect
+    from sluice.tenant_ops import add_tenant
 
     try:
-        await migrate_tenant(tenant_id)
+        report = await add_tenant(await connect(), tenant_id, get_settings())
     finally:
         await dispose_engines()
+    synced = len(report.created) + len(report.updated) + len(report.unchanged)
+    console.print(
+        f"tenant {tenant_id}: {synced} schedules (`sluice schedules list`, or the Web UI's "
+        "Schedules page)"
+    )
 
 
 def _workers(data_dir: Path, env: dict[str, str]) -> list[Worker]:

@@ -24,6 +24,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("evaluate", "evaluate", "command"),
     "connector": ("connector", "app", "group"),
     "index": ("index", "app", "group"),
+    "schedules": ("schedules", "app", "group"),
+    "tenant": ("tenant", "app", "group"),
     "temporal": ("system", "temporal_app", "group"),
 }
 

@@ -176,3 +176,12 @@ GENERATION_BOOKKEEPING = ActivityPolicy(
     schedule_to_close=timedelta(days=1),
 )
 """Switch, abandon or drop a generation: short, idempotent, retried until done."""
+
+SWEEP = ActivityPolicy(
+    task_queue=TaskQueue.PRIMARY,  # each job names its own queue (schedules/table.py)
+    start_to_close=timedelta(minutes=30),
+    heartbeat=timedelta(seconds=60),
+    maximum_attempts=3,
+)
+"""A schedule's sweep: idempotent, in batches that heartbeat. Bounded on purpose: the next
+firing of the schedule is the retry that matters."""

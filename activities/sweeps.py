@@ -1,0 +1,136 @@
+"""Sweep activities: what each periodic job does (one activity per job, see schedules/).
+
+Each finds what was missed and fixes it; when nothing was missed it returns at once.
+The reconcile and deletion sweeps talk to Temporal (starting or signalling workflows),
+so they hold the worker's client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from schedules.models import SweepRequest, SweepResult
+from sluice import connector_ops
+from sluice.ccpairs import list_cc_pairs
+from sluice.config import get_settings
+from sluice.db.models import CcPairStatus
+from sluice.db.session import tenant_connection
+from sluice.indexing.cleanup import delete_old_attempts, delete_orphan_staged_batches
+from sluice.temporal import search
+from sluice.temporal.tenant_context import tenant_scope
+from workflows.deletion import deletion_workflow_id
+
+log = structlog.get_logger(__name__)
+
+DELETE_BATCH = 1000
+
+
+class SweepActivities:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @activity.defn(name="reconcile_connectors")
+    async def reconcile_connectors(self, request: SweepRequest) -> SweepResult:
+        """Every cc-pair not being deleted has its long-lived workflow running.
+
+        One visibility query lists the running ones; only a pair missing from it is
+        started, with the USE_EXISTING conflict policy, so a workflow the (eventually
+        consistent) list missed is left alone rather than doubled.
+        """
+        tenant = request.tenant_id
+        pairs = [p for p in await list_cc_pairs(tenant) if p.status != CcPairStatus.DELETING.value]
+        if not pairs:
+            return SweepResult()
+        running = await self._running_connector_ids(tenant)
+        missing = [p for p in pairs if p.id not in running]
+        for pair in missing:
+            await connector_ops.start_connector_workflow(self.client, tenant, pair)
+            activity.heartbeat(pair.id)
+        if missing:
+            log.warning("connector workflows brought back", cc_pairs=[p.id for p in missing])
+        return SweepResult(
+            found=len(missing),
+            acted=len(missing),
+            detail=f"{len(pairs)} cc-pairs, {len(missing)} workflows started again",
+        )
+
+    async def _running_connector_ids(self, tenant: str) -> set[int]:
+        query = (
+            f"WorkflowType = 'ConnectorWorkflow' AND ExecutionStatus = 'Running' "
+            f"AND {search.TENANT.name} = '{tenant}'"
+        )
+        found: set[int] = set()
+        with tenant_scope(tenant):
+            async for wf in self.client.list_workflows(query):
+                cc = wf.typed_search_attributes.get(search.CC_PAIR)
+                if cc is not None:
+                    found.add(int(cc))
+        return found
+
+    @activity.defn(name="resume_deletions")
+    async def resume_deletions(self, request: SweepRequest) -> SweepResult:
+        """A pair marked deleting with no deletion running (the request was lost in a
+        crash, or its workflow was terminated) is asked again: signal-with-start
+        ``delete`` on its connector workflow, which hands over to the deletion."""
+        tenant = request.tenant_id
+        deleting = [
+            p for p in await list_cc_pairs(tenant) if p.status == CcPairStatus.DELETING.value
+        ]
+        resumed = 0
+        for pair in deleting:
+            if await self._deletion_running(tenant, pair.id):
+                continue
+            await connector_ops.start_connector_workflow(self.client, tenant, pair, delete=True)
+            resumed += 1
+        return SweepResult(
+            found=len(deleting), acted=resumed, detail=f"{resumed} deletions resumed"
+        )
+
+    async def _deletion_running(self, tenant: str, cc_pair_id: int) -> bool:
+        handle = self.client.get_workflow_handle(deletion_workflow_id(tenant, cc_pair_id))
+        try:
+            with tenant_scope(tenant):
+                described = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return described.status == WorkflowExecutionStatus.RUNNING
+
+    @activity.defn(name="cleanup_staged_batches")
+    async def cleanup_staged_batches(self, request: SweepRequest) -> SweepResult:
+        age = timedelta(seconds=get_settings().staged_batch_orphan_seconds)
+        deleted = await _delete_in_batches(
+            request,
+            lambda raw: delete_orphan_staged_batches(raw, request.as_of - age, DELETE_BATCH),
+        )
+        return SweepResult(found=deleted, acted=deleted, detail=f"{deleted} staged batches")
+
+    @activity.defn(name="cleanup_index_attempts")
+    async def cleanup_index_attempts(self, request: SweepRequest) -> SweepResult:
+        cutoff = request.as_of - timedelta(days=get_settings().index_attempt_retention_days)
+        deleted = await _delete_in_batches(
+            request, lambda raw: delete_old_attempts(raw, cutoff, DELETE_BATCH)
+        )
+        return SweepResult(found=deleted, acted=deleted, detail=f"{deleted} index attempts")
+
+
+async def _delete_in_batches(
+    request: SweepRequest, delete_some: Callable[[Any], Awaitable[int]]
+) -> int:
+    """Run ``delete_some(raw)``, a transaction each time, until a batch comes back short."""
+    total = 0
+    while True:
+        async with tenant_connection(request.tenant_id) as (_, raw):
+            deleted = await delete_some(raw)
+        total += deleted
+        activity.heartbeat(total)
+        if deleted < DELETE_BATCH:
+            return total
