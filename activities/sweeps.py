@@ -23,8 +23,10 @@ from sluice.config import get_settings
 from sluice.db.models import CcPairStatus
 from sluice.db.session import tenant_connection
 from sluice.indexing.cleanup import delete_old_attempts, delete_orphan_staged_batches
+from sluice.indexing.pruning import pairs_due_for_pruning
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
+from workflows.connector import connector_workflow_id
 from workflows.deletion import deletion_workflow_id
 
 log = structlog.get_logger(__name__)
@@ -103,6 +105,26 @@ class SweepActivities:
                 return False
             raise
         return described.status == WorkflowExecutionStatus.RUNNING
+
+    @activity.defn(name="request_due_prunes")
+    async def request_due_prunes(self, request: SweepRequest) -> SweepResult:
+        """Signal ``prune`` to each active pair whose prune interval has passed; its
+        connector workflow prunes before its next attempt (never during one)."""
+        tenant = request.tenant_id
+        default = get_settings().prune_interval_seconds
+        async with tenant_connection(tenant) as (_, raw):
+            due = await pairs_due_for_pruning(raw, request.as_of, default)
+        asked = 0
+        for cc in due:
+            handle = self.client.get_workflow_handle(connector_workflow_id(tenant, cc))
+            try:
+                with tenant_scope(tenant):
+                    await handle.signal("prune")
+                asked += 1
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise  # a missing workflow is the reconcile's job; the next sweep asks
+        return SweepResult(found=len(due), acted=asked, detail=f"{asked} prunes requested")
 
     @activity.defn(name="cleanup_staged_batches")
     async def cleanup_staged_batches(self, request: SweepRequest) -> SweepResult:

@@ -94,8 +94,8 @@ JOBS: tuple[PeriodicJob, ...] = (
         timedelta(seconds=20),
         "request_due_prunes",
         TaskQueue.CONNECTOR_PRUNING,
-        "cc-pairs whose prune interval has passed are asked to prune",
-        arrives_with="issue 15 (pruning)",
+        "cc-pairs whose prune interval has passed are asked to prune (their connector "
+        "workflow prunes between attempts)",
     ),
     PeriodicJob(
         "user-file-processing-check",

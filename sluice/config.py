@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     staged_batch_orphan_seconds: int = Field(
         default=3600, ge=60, description="Age after which an unneeded staged batch is removed."
     )
+    prune_interval_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="Default prune interval of a cc-pair without its own (0: never prune).",
+    )
     index_attempt_retention_days: int = Field(
         default=30, ge=1, description="Attempts older than this go (each pair's latest stays)."
     )

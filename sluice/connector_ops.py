@@ -41,6 +41,7 @@ from sluice.indexing.models import (
     ConnectorWorkflowInput,
     DeletionResult,
     IndexNowRequest,
+    PruneResult,
     RunTuning,
     SettingsApplied,
     SettingsUpdate,
@@ -62,6 +63,7 @@ async def start_connector_workflow(
     index_now: IndexNowRequest | None = None,
     delete: bool = False,
     retry_failed: bool = False,
+    prune: bool = False,
 ) -> WorkflowHandle[ConnectorWorkflow, None]:
     """Start the cc-pair's long-lived workflow, or return the one already running.
 
@@ -76,6 +78,8 @@ async def start_connector_workflow(
         signal = {"start_signal": "delete"}
     if retry_failed:
         signal = {"start_signal": "retry_failed"}
+    if prune:
+        signal = {"start_signal": "prune"}
     with tenant_scope(tenant_id):
         return await client.start_workflow(
             ConnectorWorkflow.run,
@@ -239,6 +243,43 @@ async def retry_failed(client: Client, tenant_id: str, cc_pair_id: int) -> None:
         )
     with tenant_scope(tenant_id):
         await start_connector_workflow(client, tenant_id, pair, retry_failed=True)
+
+
+async def prune(
+    client: Client, tenant_id: str, cc_pair_id: int, *, wait: bool = False, timeout: float = 600
+) -> PruneResult | None:
+    """Remove documents that vanished at the source, between attempts (signal-with-start).
+    With ``wait``, the counts of the pruning run this request caused."""
+    from workflows.pruning import pruning_workflow_id
+
+    pair = await get_cc_pair(tenant_id, cc_pair_id)
+    if pair.status == CcPairStatus.DELETING.value:
+        raise ConfigurationError(f"cc-pair {cc_pair_id} is being deleted")
+    pruning_id = pruning_workflow_id(tenant_id, cc_pair_id)
+    before = await _latest_run(client, tenant_id, pruning_id) if wait else None
+    await start_connector_workflow(client, tenant_id, pair, prune=True)
+    if not wait:
+        return None
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        latest = await _latest_run(client, tenant_id, pruning_id)
+        if latest is not None and latest != before:
+            run = client.get_workflow_handle(pruning_id, run_id=latest[1], result_type=PruneResult)
+            with tenant_scope(tenant_id):
+                return await run.result()
+        await asyncio.sleep(0.25)
+    raise TimeoutError(f"cc-pair {cc_pair_id}: no pruning run finished in {timeout}s")
+
+
+async def _latest_run(client: Client, tenant_id: str, workflow_id: str) -> tuple[str, str] | None:
+    with tenant_scope(tenant_id):
+        try:
+            described = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+    return described.id, described.run_id
 
 
 async def send(client: Client, tenant_id: str, cc_pair_id: int, signal: str) -> None:

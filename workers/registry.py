@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities import attempts, bulk, deletion, docfetching, probe, settings
+from activities import attempts, bulk, deletion, docfetching, probe, pruning, settings
 from activities.docprocessing import DocProcessingActivities
 from activities.generations import GenerationActivities
 from activities.sweeps import SweepActivities
@@ -19,6 +19,7 @@ from workflows.bulk import BulkConnectorsWorkflow
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.model_swap import ModelSwapWorkflow
+from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sweep import SweepWorkflow
 
 WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
@@ -28,6 +29,7 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         BulkConnectorsWorkflow,
         ModelSwapWorkflow,
         SweepWorkflow,
+        ConnectorPruningWorkflow,
     ],
 }
 
@@ -54,6 +56,7 @@ def activities_for(
             bulk.select_connectors,
         ],
         TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
+        TaskQueue.CONNECTOR_PRUNING: [pruning.prune_connector],
         TaskQueue.CONNECTOR_DELETION: [
             deletion.mark_cc_pair_deleting,
             deletion.delete_connector_documents,

@@ -23,7 +23,12 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -59,7 +64,10 @@ def error_type(error: BaseException) -> str | None:
 
 
 def error_text(error: BaseException) -> str:
-    cause = error.cause if isinstance(error, ActivityError) and error.cause else error
+    """The innermost cause's message (an activity's or child workflow's own error)."""
+    cause = error
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause:
+        cause = cause.cause
     return str(cause) or type(cause).__name__
 
 

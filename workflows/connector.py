@@ -19,7 +19,12 @@ could not be processed goes to the next attempt, an attempt a vanished run left
 open is closed as ``interrupted`` when the next one starts, and any other failure
 is recorded on the attempt before the workflow backs off and continues-as-new.
 
-Signals: ``index_now``, ``pause``, ``resume``, ``cancel_run``. Query: ``progress``.
+Between attempts it also prunes (``prune`` signal, sent by the pruning-check schedule or
+``sluice connector prune``): a child workflow removes what vanished at the source, so
+pruning and indexing of one pair never run at the same time.
+
+Signals: ``index_now``, ``pause``, ``resume``, ``cancel_run``, ``retry_failed``, ``prune``,
+``delete``. Update: ``update_settings``. Query: ``progress``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,12 @@ from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ChildWorkflowError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -57,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         DeletionInput,
         FinishAttemptRequest,
         IndexNowRequest,
+        PruneInput,
         RunState,
         SettingsApplied,
         SettingsUpdate,
@@ -69,6 +80,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.attempt import INVALIDATING_ERRORS, AttemptPipeline, error_text, error_type
     from workflows.bookkeeping import ArgT, ResultT, bookkeeping
     from workflows.deletion import ConnectorDeletionWorkflow, deletion_workflow_id
+    from workflows.pruning import ConnectorPruningWorkflow, pruning_workflow_id
 
 UNEXPECTED_ERROR_BACKOFF = (60, 3600)
 """Seconds before a run that hit an unexpected error continues-as-new (doubling, capped)."""
@@ -116,6 +128,12 @@ class ConnectorWorkflow:
         recorded as failed (no from-the-beginning run)."""
         self.s.retry_failed_requested = True
         self.s.index_requested = True
+
+    @workflow.signal
+    def prune(self) -> None:
+        """Remove documents that vanished at the source, before the next attempt."""
+        if not self.s.deleting:
+            self.s.prune_requested = True
 
     @workflow.signal
     def pause(self) -> None:
@@ -212,6 +230,7 @@ class ConnectorWorkflow:
             invalid_reason=self.s.invalid_reason,
             next_run_in_seconds=next_in,
             refresh_interval_seconds=self.input.refresh_interval_seconds,
+            last_prune=self.s.last_prune,
         )
 
     # --- the state machine ------------------------------------------------------------
@@ -242,6 +261,9 @@ class ConnectorWorkflow:
                 await self._wait_until_due()
                 if self.s.deleting:
                     return
+                if self._prune_ready() and workflow.patched(patches.PRUNING_BETWEEN_ATTEMPTS):
+                    await self._prune()
+                    return
                 if not await self._start_attempt():
                     return
             if workflow.patched(patches.RUNNING_STATE_DURING_ATTEMPT):
@@ -268,6 +290,24 @@ class ConnectorWorkflow:
             )
         except WorkflowAlreadyStartedError:
             pass  # asked twice: the first deletion is running
+
+    async def _prune(self) -> None:
+        """Run the pruning child and wait for it; a failure is recorded, never fatal."""
+        s = self.s
+        self._set_state(RunState.PRUNING)
+        tenant, cc = self.input.tenant_id, self.input.cc_pair_id
+        try:
+            s.last_prune = await workflow.execute_child_workflow(
+                ConnectorPruningWorkflow.run,
+                PruneInput(tenant_id=tenant, cc_pair_id=cc),
+                id=pruning_workflow_id(tenant, cc),
+                task_queue=workflow.info().task_queue,
+                static_summary=f"prune {self.input.source} cc-pair {cc}",
+            )
+        except (ChildWorkflowError, WorkflowAlreadyStartedError) as err:
+            s.last_error = f"pruning failed: {error_text(err)}"
+            workflow.logger.warning("pruning failed: %s", s.last_error)
+        s.prune_requested = False
 
     async def _close_on_cancel(self) -> None:
         s = self.s
@@ -297,9 +337,13 @@ class ConnectorWorkflow:
     def _ready(self) -> bool:
         return self.s.index_requested and not self.s.paused and self.s.invalid_reason is None
 
+    def _prune_ready(self) -> bool:
+        s = self.s
+        return s.prune_requested and not s.paused and s.invalid_reason is None
+
     def _go(self) -> bool:
-        """Leave the wait: an attempt is due, or the connector is being deleted."""
-        return self._ready() or self.s.deleting
+        """Leave the wait: an attempt or a prune is due, or the connector is being deleted."""
+        return self._ready() or self._prune_ready() or self.s.deleting
 
     async def _wait_until_due(self) -> None:
         """Until an attempt is due (timer) or asked for, and neither paused nor invalid."""
@@ -307,7 +351,7 @@ class ConnectorWorkflow:
             if self.s.deleting:
                 break
             await self._sync_db_status()
-            if self._ready():
+            if self._ready() or self._prune_ready():
                 break
             self._set_state(self._resting_state())
             due = self._due_at()

@@ -21,3 +21,6 @@ BOOKKEEPING_STUCK_ALERT = "bookkeeping-stuck-alert"
 RUNNING_STATE_DURING_ATTEMPT = "running-state-during-attempt"
 """2026-12-01: SluiceState is set to ``running`` when an attempt runs (it stayed
 ``paused`` through an attempt started by a resume)."""
+
+PRUNING_BETWEEN_ATTEMPTS = "pruning-between-attempts"
+"""2026-12-02: a ``prune`` signal runs the pruning child workflow before the next attempt."""

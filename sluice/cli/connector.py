@@ -376,6 +376,35 @@ def retry_failed(
     run(go())
 
 
+@app.command("prune")
+def prune(
+    cc_pair_id: int = typer.Argument(...),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the pruning run's counts."),
+    timeout: float = typer.Option(600, "--timeout"),
+    tenant_id: str | None = TenantOption,
+) -> None:
+    """Remove documents that vanished at the source (runs between attempts)."""
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+
+    async def go() -> None:
+        client = await connect()
+        result = await connector_ops.prune(client, t, cc_pair_id, wait=wait, timeout=timeout)
+        console.print(f"prune sent to cc-pair {cc_pair_id}")
+        if result is not None:
+            if result.refused:
+                raise fail(f"cc-pair {cc_pair_id}: {result.refused}")
+            console.print(
+                f"cc-pair {cc_pair_id} pruned: the source lists {result.listed}, "
+                f"{result.vanished} vanished, {result.deleted} documents deleted, "
+                f"{result.unlinked - result.deleted} kept for other connectors"
+            )
+
+    run(go())
+
+
 UPDATE_TIMEOUT_SECONDS = 10.0
 """How long `update` waits for the connector's workflow to accept the Update."""
 

@@ -46,9 +46,17 @@ async def delete_documents_batch(raw: Any, cc_pair_id: int, limit: int) -> Delet
             limit,
         )
     ]
+    return await unlink_documents(raw, cc_pair_id, ids)
+
+
+async def unlink_documents(raw: Any, cc_pair_id: int, ids: list[str]) -> DeletedBatch:
+    """Remove the pair's links to ``ids``; delete the documents no other pair still holds.
+
+    Deletion and pruning both end here: a document another cc-pair references survives.
+    """
     if not ids:
         return DeletedBatch(links=0, documents=0)
-    await raw.execute(
+    status = await raw.execute(
         """
         DELETE FROM document_by_connector_credential_pair
         WHERE cc_pair_id = $1 AND document_id = ANY($2::text[])
@@ -69,7 +77,7 @@ async def delete_documents_batch(raw: Any, cc_pair_id: int, limit: int) -> Delet
     gone = [r["id"] for r in orphans]
     if gone:
         await raw.execute("DELETE FROM document WHERE id = ANY($1::text[])", gone)
-    return DeletedBatch(links=len(ids), documents=len(gone))
+    return DeletedBatch(links=int(status.split()[-1]), documents=len(gone))
 
 
 async def delete_pair_rows(raw: Any, cc_pair_id: int) -> bool:

@@ -85,6 +85,8 @@ class RunState(StrEnum):
     DELETING = "deleting"
     STUCK = "stuck"
     """Bookkeeping has been retrying for a while: Postgres is likely unreachable."""
+    PRUNING = "pruning"
+    """Removing documents that vanished at the source (never during an attempt)."""
 
 
 class AttemptCounts(BaseModel):
@@ -129,6 +131,25 @@ class AttemptOutcome(BaseModel):
     )
 
 
+class PruneInput(BaseModel):
+    tenant_id: str
+    cc_pair_id: int
+    batch_size: int = Field(default=500, ge=1)
+
+
+class PruneResult(BaseModel):
+    """What a pruning run did (its workflow's result, shown in the Web UI)."""
+
+    listed: int = 0
+    held: int = 0
+    vanished: int = 0
+    unlinked: int = 0
+    deleted: int = 0
+    refused: str | None = Field(
+        default=None, description="Why nothing was pruned (an empty listing, say)."
+    )
+
+
 class CarriedState(BaseModel):
     """Everything the workflow knows that must survive continue-as-new (small JSON)."""
 
@@ -167,6 +188,10 @@ class CarriedState(BaseModel):
     last_pass_started_at: float | None = Field(
         default=None, description="When the last *completed* pass began: the next `since`."
     )
+    prune_requested: bool = Field(
+        default=False, description="Pruning was asked for: it runs between attempts."
+    )
+    last_prune: PruneResult | None = None
 
 
 class SettingsUpdate(BaseModel):
@@ -218,6 +243,7 @@ class ConnectorProgress(BaseModel):
     invalid_reason: str | None = None
     next_run_in_seconds: float | None = None
     refresh_interval_seconds: int | None = None
+    last_prune: PruneResult | None = None
 
 
 # --- activity messages ----------------------------------------------------------------

@@ -185,3 +185,12 @@ SWEEP = ActivityPolicy(
 )
 """A schedule's sweep: idempotent, in batches that heartbeat. Bounded on purpose: the next
 firing of the schedule is the retry that matters."""
+
+PRUNE = ActivityPolicy(
+    task_queue=TaskQueue.CONNECTOR_PRUNING,
+    start_to_close=timedelta(hours=2),
+    heartbeat=timedelta(seconds=60),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=6),
+)
+"""List the source and unlink what vanished; a retry lists again (idempotent)."""
