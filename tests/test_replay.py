@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
@@ -26,16 +27,20 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from schedules.models import SweepInput
 from sluice import connector_ops, model_swap
 from sluice.ccpairs import list_cc_pairs
 from sluice.index.generations import EmbeddingSpec
 from sluice.indexing.models import RunState, RunTuning
+from sluice.queues import TaskQueue
 from sluice.temporal.interceptor import TenantInterceptor
 from tests.support import FAST, eventually, running_workers
 from tests.unguarded_change import UnguardedChange
 from workflows.connector import ConnectorWorkflow, connector_workflow_id
 from workflows.deletion import ConnectorDeletionWorkflow, deletion_workflow_id
 from workflows.model_swap import ModelSwapWorkflow
+from workflows.pruning import ConnectorPruningWorkflow, pruning_workflow_id
+from workflows.sweep import SweepWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 SCENARIOS = (
@@ -49,14 +54,29 @@ SCENARIOS = (
     "deletion_workflow",
     "model_swap_completed",
     "model_swap_canceled",
+    "connector_pruned",
+    "pruning_workflow",
+    "sweep_reconcile",
 )
-OTHER_WORKFLOW_TYPES = ("deletion_workflow", "model_swap_completed", "model_swap_canceled")
+OTHER_WORKFLOW_TYPES = (
+    "deletion_workflow",
+    "model_swap_completed",
+    "model_swap_canceled",
+    "pruning_workflow",
+    "sweep_reconcile",
+)
 
 
 def replayer(*workflows: type) -> Replayer:
     return Replayer(
         workflows=list(workflows)
-        or [ConnectorWorkflow, ConnectorDeletionWorkflow, ModelSwapWorkflow],
+        or [
+            ConnectorWorkflow,
+            ConnectorDeletionWorkflow,
+            ModelSwapWorkflow,
+            ConnectorPruningWorkflow,
+            SweepWorkflow,
+        ],
         data_converter=pydantic_data_converter,
         interceptors=[TenantInterceptor()],
     )
@@ -102,9 +122,10 @@ async def test_record_histories(dev_env: WorkflowEnvironment, tenant: str) -> No
         await _record_canceled(client, tenant)
         await _record_deleting(client, tenant)
         await _record_model_swaps(client, tenant)
+        await _record_pruning_and_sweep(client, tenant)
 
 
-async def _save(handle: WorkflowHandle[object, object], name: str) -> None:
+async def _save(handle: WorkflowHandle[Any, Any], name: str) -> None:
     path = HISTORIES / f"{name}.json"
     if path.exists() and os.environ.get("SLUICE_RECORD_HISTORIES") != "overwrite":
         return
@@ -197,6 +218,27 @@ async def _record_model_swaps(client: Client, tenant: str) -> None:
     with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError(cause=CancelledError)
         await canceled.result()
     await _save(canceled, "model_swap_canceled")
+
+
+async def _record_pruning_and_sweep(client: Client, tenant: str) -> None:
+    cc = await _add(client, tenant, count=30)
+    await connector_ops.wait_for_attempts(client, tenant, cc, 1, timeout=60)
+    await connector_ops.update_connector(client, tenant, cc, config={"count": 20})
+    result = await connector_ops.prune(client, tenant, cc, wait=True)
+    assert result is not None and result.unlinked == 10
+    await eventually(lambda: _state_is(client, tenant, cc, RunState.IDLE))
+    wid = connector_workflow_id(tenant, cc)
+    runs = await _runs(client, wid)
+    await _save(client.get_workflow_handle(wid, run_id=runs[-2]), "connector_pruned")
+    await _save(client.get_workflow_handle(pruning_workflow_id(tenant, cc)), "pruning_workflow")
+    sweep = await client.start_workflow(
+        SweepWorkflow.run,
+        SweepInput(tenant_id=tenant, job="connector-reconcile"),
+        id=f"recorded-sweep/{tenant}",
+        task_queue=TaskQueue.PRIMARY.value,
+    )
+    await sweep.result()
+    await _save(sweep, "sweep_reconcile")
 
 
 async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:
