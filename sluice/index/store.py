@@ -243,10 +243,14 @@ async def text_query(raw: Any, query: str) -> TextQuery:
     # An exact occurrence of an identifier-like token counts its lexemes twice.
     literals = literal_tokens(query)
     weight = dict(zip(lexemes, idf, strict=True))
-    rows = await raw.fetch(
-        f"SELECT tsvector_to_array({SEARCH_TSV_SQL.format(t='t.tok')}) AS parts "
-        "FROM unnest($1::text[]) WITH ORDINALITY AS t(tok, i) ORDER BY t.i",
-        literals,
+    rows = (
+        await raw.fetch(
+            f"SELECT tsvector_to_array({SEARCH_TSV_SQL.format(t='t.tok')}) AS parts "
+            "FROM unnest($1::text[]) WITH ORDINALITY AS t(tok, i) ORDER BY t.i",
+            literals,
+        )
+        if literals
+        else []
     )
     literal_idf = [sum(weight.get(p, 0.0) for p in r["parts"] or []) for r in rows]
     return TextQuery(terms, idf, rare or present, avg, literals, literal_idf)
@@ -272,7 +276,9 @@ async def hybrid_search(
     Text side: a chunk matches when it holds *any* query lexeme (an OR query over
     ``search_tsv``); its score is BM25 with binary term frequency (chunks are short, so
     tf saturation adds little): the sum of the IDFs of the lexemes it holds, scaled by
-    ``(k1 + 1) / (1 + k1 * (1 - b + b * len / avg_len))``. Vector side: cosine distance
+    ``(k1 + 1) / (1 + k1 * (1 - b + b * len / avg_len))``; an identifier-like query
+    token (:func:`literal_tokens`) found verbatim in the chunk adds its lexemes' IDFs
+    once more. Vector side: cosine distance
     over the HNSW index, as before. Fusion: ``w_v / (k + rank_v) + w_t / (k + rank_t)``,
     times ``1 + boost``.
 
