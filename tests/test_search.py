@@ -16,6 +16,7 @@ from sluice.connectors.models import Document, Section
 from sluice.db.session import tenant_connection
 from sluice.index.embedding import WordLlamaProvider
 from sluice.index.search import EmptyQueryError, search, search_chunks
+from sluice.index.store import literal_tokens
 from sluice.indexing.pipeline import index_documents
 from tests.support import only_line
 
@@ -84,6 +85,35 @@ async def test_whole_identifier_outranks_its_parts_scattered_in_prose(tenant: st
     hits = await search(tenant, "configure_retry_budget", k=3)
     ranks = [h.document_id for h in hits]
     assert ranks[0] == "spread.py" and "budget.txt" in ranks
+
+
+async def test_identifier_made_of_punctuation_and_a_word_is_matched_literally(
+    tenant: str,
+) -> None:
+    # Full-text lexemes keep only "upstream" of "@{upstream}": the page that holds the
+    # token exactly must come first, ahead of pages that only say "upstream".
+    await index(
+        tenant,
+        [
+            doc(
+                "revisions.txt", "A suffix @{upstream} to a branch name names its remote. " + FILLER
+            ),
+            doc("project.txt", "Send your fixes upstream to the project we build on. " + FILLER),
+            doc("mirror.txt", "The mirror follows upstream changes every night. " + FILLER),
+            *[doc(f"noise{i}.txt", f"Noise note {i}. " + FILLER) for i in range(4)],
+        ],
+    )
+    hits = await search(tenant, "@{upstream}", k=3)
+    assert hits[0].document_id == "revisions.txt", [h.document_id for h in hits]
+
+
+def test_literal_tokens_are_the_identifier_like_words_of_a_query() -> None:
+    assert literal_tokens("--force-with-lease, help.autoCorrect") == [
+        "--force-with-lease",
+        "help.autocorrect",
+    ]
+    assert literal_tokens("what is @{upstream}?") == ["@{upstream}"]
+    assert literal_tokens("take a colleague's fix (quickly).") == []
 
 
 async def test_results_are_grouped_per_document_unless_chunks_are_asked_for(tenant: str) -> None:

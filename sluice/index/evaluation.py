@@ -39,6 +39,7 @@ class QueryOutcome(BaseModel):
 
 class Figures(BaseModel):
     queries: int
+    hits_at_1: float
     hits_at_k: float
     mrr_at_10: float
 
@@ -83,8 +84,14 @@ def rank_of(ranked: list[str], expected: str) -> int | None:
 def figures(outcomes: list[QueryOutcome], k: int) -> Figures:
     n = len(outcomes)
     hits = sum(1 for o in outcomes if o.rank is not None and o.rank <= k)
+    first = sum(1 for o in outcomes if o.rank == 1)
     rr = sum(1.0 / o.rank for o in outcomes if o.rank is not None)
-    return Figures(queries=n, hits_at_k=hits / n if n else 0.0, mrr_at_10=rr / n if n else 0.0)
+    return Figures(
+        queries=n,
+        hits_at_1=first / n if n else 0.0,
+        hits_at_k=hits / n if n else 0.0,
+        mrr_at_10=rr / n if n else 0.0,
+    )
 
 
 def report(outcomes: list[QueryOutcome], k: int) -> EvalReport:
@@ -133,7 +140,9 @@ async def evaluate(
 
 
 def format_report(r: EvalReport) -> str:
-    lines = [f"{'kind':<14} {'queries':>7} {f'hits@{r.k}':>8} {'MRR@10':>7}"]
+    lines = [f"{'kind':<14} {'queries':>7} {'hits@1':>7} {f'hits@{r.k}':>8} {'MRR@10':>7}"]
     for kind, f in [*r.by_kind.items(), ("overall", r.overall)]:
-        lines.append(f"{kind:<14} {f.queries:>7} {f.hits_at_k:>8.2f} {f.mrr_at_10:>7.3f}")
+        lines.append(
+            f"{kind:<14} {f.queries:>7} {f.hits_at_1:>7.2f} {f.hits_at_k:>8.2f} {f.mrr_at_10:>7.3f}"
+        )
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -158,8 +158,10 @@ _HYBRID_SQL = """
                    row_number() OVER (ORDER BY s.score DESC, s.document_id, s.chunk_id) AS rnk
             FROM (
                 SELECT c.document_id, c.chunk_id,
-                       (SELECT sum(t.idf) FROM unnest($8::text[]::tsquery[], $9::float8[])
-                               AS t(q, idf) WHERE c.search_tsv @@ t.q)
+                       ((SELECT sum(t.idf) FROM unnest($8::text[]::tsquery[], $9::float8[])
+                                AS t(q, idf) WHERE c.search_tsv @@ t.q)
+                        + coalesce((SELECT sum(l.idf) FROM unnest($17::text[], $18::float8[])
+                                    AS l(s, idf) WHERE strpos(lower(c.content), l.s) > 0), 0))
                        * ($11::float8 + 1) / (1 + $11::float8 * (1 - $12::float8
                           + $12::float8 * length(c.content) / $10::float8))
                        AS score
@@ -227,6 +229,34 @@ class TextQuery:
     idf: list[float]
     match: list[str]
     avg_chars: float
+    literals: list[str] = field(default_factory=list)
+    literal_idf: list[float] = field(default_factory=list)
+
+
+# A query token written like an identifier: it holds one of these characters between
+# other characters (``--force-with-lease``, ``help.autoCorrect``, ``@{upstream}``).
+_IDENTIFIER_CHARS = re.compile(r"[-_./@{}<>:~^$=#\[\]]")
+_EDGE_PUNCTUATION = "\"'`,;:!?()"
+
+
+def literal_tokens(query: str) -> list[str]:
+    """The query's identifier-like tokens, lowercased, to be matched literally.
+
+    Full-text lexemes lose punctuation, so ``@{upstream}`` would only ever match the
+    word "upstream"; a chunk holding the token exactly as typed gets a bonus instead.
+    Sentence punctuation at the ends is dropped ("lease," and "(see" are not literal).
+    """
+    out: list[str] = []
+    for raw_token in query.split():
+        token = raw_token.strip(_EDGE_PUNCTUATION).rstrip(".").lower()
+        if (
+            len(token) >= 3
+            and any(ch.isalnum() for ch in token)
+            and _IDENTIFIER_CHARS.search(token)
+            and token not in out
+        ):
+            out.append(token)
+    return out
 
 
 def _tsquery_literal(lexeme: str) -> str:
@@ -277,7 +307,20 @@ async def text_query(raw: Any, query: str) -> TextQuery:
     rare = [t for t, df in zip(terms, dfs, strict=True) if 0 < df < cap]
     present = [t for t, df in zip(terms, dfs, strict=True) if df > 0]
     avg = float(stats["avg_chars"]) if stats and stats["avg_chars"] else DEFAULT_AVG_CHARS
-    return TextQuery(terms, idf, rare or present, avg)
+    # An exact occurrence of an identifier-like token counts its lexemes twice.
+    literals = literal_tokens(query)
+    weight = dict(zip(lexemes, idf, strict=True))
+    rows = (
+        await raw.fetch(
+            f"SELECT tsvector_to_array({SEARCH_TSV_SQL.format(t='t.tok')}) AS parts "
+            "FROM unnest($1::text[]) WITH ORDINALITY AS t(tok, i) ORDER BY t.i",
+            literals,
+        )
+        if literals
+        else []
+    )
+    literal_idf = [sum(weight.get(p, 0.0) for p in r["parts"] or []) for r in rows]
+    return TextQuery(terms, idf, rare or present, avg, literals, literal_idf)
 
 
 async def hybrid_search(
@@ -301,7 +344,9 @@ async def hybrid_search(
     Text side: a chunk matches when it holds *any* query lexeme (an OR query over
     ``search_tsv``); its score is BM25 with binary term frequency (chunks are short, so
     tf saturation adds little): the sum of the IDFs of the lexemes it holds, scaled by
-    ``(k1 + 1) / (1 + k1 * (1 - b + b * len / avg_len))``. Vector side: cosine distance
+    ``(k1 + 1) / (1 + k1 * (1 - b + b * len / avg_len))``; an identifier-like query
+    token (:func:`literal_tokens`) found verbatim in the chunk adds its lexemes' IDFs
+    once more. Vector side: cosine distance
     over the HNSW index, as before. Fusion: ``w_v / (k + rank_v) + w_t / (k + rank_t)``,
     times ``1 + boost``.
 
@@ -335,6 +380,8 @@ async def hybrid_search(
         text_weight,
         float(rrf_k),
         group,
+        tq.literals,
+        tq.literal_idf,
     )
     return [
         SearchHit(
