@@ -74,9 +74,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _with_cleanup(coro: Coroutine[Any, Any, T]) -> T:
-    from sluice.db.engine import dispose_engines
-
     try:
         return await coro
     finally:
-        await dispose_engines()
+        # Only a command that used the database has engines to close: one that did not
+        # (a Temporal query) does not import SQLAlchemy just to find none.
+        engine = sys.modules.get("sluice.db.engine")
+        if engine is not None:
+            await engine.dispose_engines()
