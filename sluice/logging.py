@@ -74,9 +74,20 @@ def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
 _configured: tuple[str, str] | None = None
 
 
-def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
-    """Route structlog and stdlib logging to one handler on stderr (idempotent)."""
+def configure_logging(
+    fmt: str = "console", level: str = "INFO", *, workflow_logger: bool = True
+) -> None:
+    """Route structlog and stdlib logging to one handler on stderr (idempotent).
+
+    ``workflow_logger=False``: the process runs no workflows (a CLI command), so Temporal's
+    workflow logger is not touched and the Temporal SDK is not imported for it.
+    """
     global _configured
+    if workflow_logger:
+        # Temporal's workflow logger: info goes in fields, not appended to the message.
+        from temporalio import workflow
+
+        workflow.logger.workflow_info_on_message = False
     if _configured == (fmt, level):
         return
     _configured = (fmt, level)
@@ -120,10 +131,6 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "alembic", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Temporal's workflow logger: info goes in fields, not appended to the message.
-    from temporalio import workflow
-
-    workflow.logger.workflow_info_on_message = False
 
 
 def _identity(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

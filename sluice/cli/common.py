@@ -1,18 +1,19 @@
-"""Shared CLI plumbing: settings, the tenant option, one-line errors, running coroutines."""
+"""Shared CLI plumbing: settings, the tenant option, one-line errors, running coroutines.
+
+Every command module imports this one, so it imports typer alone at load time: settings
+(pydantic), logging (structlog) and asyncio load when a command runs, not for ``--help``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from sluice.config import Settings, get_settings
-from sluice.errors import SluiceError
-from sluice.logging import configure_logging
-from sluice.tenancy import validate_tenant_id
+if TYPE_CHECKING:
+    from sluice.config import Settings
 
 T = TypeVar("T")
 
@@ -27,6 +28,9 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def settings() -> Settings:
+    from sluice.config import get_settings
+    from sluice.errors import SluiceError
+
     try:
         return get_settings()
     except SluiceError as exc:
@@ -35,6 +39,8 @@ def settings() -> Settings:
 
 def tenant(value: str | None) -> str:
     from sluice.cli import failures
+    from sluice.errors import SluiceError
+    from sluice.tenancy import validate_tenant_id
 
     try:
         tenant_id = validate_tenant_id(value or settings().default_tenant)
@@ -46,8 +52,16 @@ def tenant(value: str | None) -> str:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; its errors become one red line and exit code 2 (see failures)."""
+    import asyncio
+
+    from sluice.logging import configure_logging
+
     s = settings()
-    configure_logging(s.log_format, s.log_level if sys.stderr.isatty() else "WARNING")
+    # No workflow runs in a CLI process: Temporal's workflow logger is left alone, and so
+    # the Temporal SDK is imported only by the commands that talk to Temporal.
+    configure_logging(
+        s.log_format, s.log_level if sys.stderr.isatty() else "WARNING", workflow_logger=False
+    )
     try:
         return asyncio.run(_with_cleanup(coro))
     except Exception as exc:
@@ -60,9 +74,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _with_cleanup(coro: Coroutine[Any, Any, T]) -> T:
-    from sluice.db.engine import dispose_engines
-
     try:
         return await coro
     finally:
-        await dispose_engines()
+        # Only a command that used the database has engines to close: one that did not
+        # (a Temporal query) does not import SQLAlchemy just to find none.
+        engine = sys.modules.get("sluice.db.engine")
+        if engine is not None:
+            await engine.dispose_engines()

@@ -1,21 +1,24 @@
-"""``sluice connector add|list|status|index-now|pause|resume|cancel|delete``."""
+"""``sluice connector add|list|status|index-now|pause|resume|cancel|delete``.
+
+Imports stay light at module level (typer and rich's console): the database layer, the
+Temporal SDK and the workflow models load inside the commands that use them, so
+``connector list`` does not load Temporal and ``--help`` loads neither.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from sluice.ccpairs import check_request, get_cc_pair
 from sluice.cli.common import TenantOption, fail, run, tenant
 from sluice.errors import SluiceError
-from sluice.indexing.models import ConnectorProgress, DeletionResult, SettingsApplied
+
+if TYPE_CHECKING:
+    from sluice.indexing.models import ConnectorProgress, DeletionResult, SettingsApplied
 
 app = typer.Typer(
     help="Add and operate connectors (connector-credential pairs).", no_args_is_help=True
@@ -50,6 +53,8 @@ async def wait_with_progress(
 ) -> ConnectorProgress:
     """Wait until ``attempts`` attempts have ended: a live bar in a terminal, else one
     plain line per state change (readable in logs and CI)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from sluice import connector_ops
 
     if not console.is_terminal:
@@ -118,6 +123,7 @@ def add(
 ) -> None:
     """Add a connector and start its workflow (validated first: nothing is half-created)."""
     from sluice import connector_ops
+    from sluice.ccpairs import check_request
     from sluice.temporal.client import connect
 
     t = tenant(tenant_id)
@@ -151,6 +157,8 @@ def add(
 @app.command("list")
 def list_(tenant_id: str | None = TenantOption) -> None:
     """List connectors with their status."""
+    from rich.table import Table
+
     from sluice.ccpairs import list_cc_pairs
 
     t = tenant(tenant_id)
@@ -318,7 +326,11 @@ def update(
         raise fail("nothing to change: give --refresh or --config key=value")
 
     async def go() -> SettingsApplied:
+        import asyncio
+
         from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+
+        from sluice.ccpairs import get_cc_pair
 
         client = await connect()
         await get_cc_pair(t, cc_pair_id)  # no such cc-pair (or tenant) comes first
@@ -414,6 +426,7 @@ async def _attempts_started(client: Any, tenant_id: str, cc_pair_id: int) -> int
     (terminated) workflow still answers from history, but the command starts a new one
     that counts from 0: waiting for the old count + 1 would only time out."""
     from sluice import connector_ops
+    from sluice.ccpairs import get_cc_pair
     from sluice.errors import NotFoundError
 
     try:
@@ -526,6 +539,7 @@ def delete(
     """Delete the connector and the documents only it held: its workflow stops cleanly
     (the running attempt closed), then its deletion workflow removes everything."""
     from sluice import connector_ops
+    from sluice.ccpairs import get_cc_pair
     from sluice.temporal.client import connect
 
     t = tenant(tenant_id)

@@ -10,7 +10,6 @@ is reported and restarted (see :mod:`sluice.supervise`).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import time
@@ -21,12 +20,12 @@ import typer
 from rich.console import Console
 
 from sluice.cli.common import fail
-from sluice.config import DEV_ENV_FILE, Settings, load_settings
 from sluice.errors import SluiceError
-from sluice.supervise import Worker, stop_workers, supervise, wait_ready
 
 if TYPE_CHECKING:
+    from sluice.config import Settings
     from sluice.devstack import DevStack
+    from sluice.supervise import Worker
 
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +84,10 @@ def _run(stack: DevStack, started: float, corpus: Path | None, exit_after_demo: 
     Workers are stopped (gracefully) before this returns, so the services they use are
     still there while they drain.
     """
-    from sluice.config import get_settings
+    import asyncio
+
+    from sluice.config import DEV_ENV_FILE, get_settings
+    from sluice.supervise import stop_workers, supervise, wait_ready
 
     for note in stack.notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -132,6 +134,8 @@ def _print_workers(workers: list[Worker], took: float, logs: Path) -> None:
 
 
 def _settings_without_dev_env() -> Settings:
+    from sluice.config import load_settings
+
     try:
         return load_settings(_env_file=None)
     except SluiceError as exc:
@@ -161,6 +165,7 @@ def _workers(data_dir: Path, env: dict[str, str]) -> list[Worker]:
     """One supervised worker per kind of the deployment mode, each on its own health port."""
     from sluice.config import get_settings
     from sluice.devstack import free_port
+    from sluice.supervise import Worker
     from workers.kinds import kinds_for_mode
 
     workers = []

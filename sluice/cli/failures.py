@@ -8,6 +8,7 @@ recognised by type and said plainly, naming what was not found or not reachable.
 from __future__ import annotations
 
 import re
+import sys
 
 current_tenant: str | None = None
 """The tenant the command works on (set by :func:`sluice.cli.common.tenant`): named when
@@ -28,6 +29,8 @@ def describe(error: BaseException) -> str | None:
 
 
 def _temporal(error: BaseException) -> str | None:
+    if "temporalio" not in sys.modules:
+        return None  # a command that never loaded the Temporal SDK got no error from it
     from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
     from temporalio.service import RPCError, RPCStatusCode
 

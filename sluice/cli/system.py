@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from sluice.cli.common import TenantOption, fail, run, settings, tenant
 from sluice.errors import SluiceError
-from sluice.logging import configure_logging
 
 if TYPE_CHECKING:
     from sluice.status import Report
@@ -31,7 +26,10 @@ def worker(
         get_kind(kind)
     except SluiceError as exc:
         raise fail(str(exc)) from None
-    # Imported only now: it pulls in every activity, so a typo fails fast.
+    # Imported only now: the runner pulls in every activity, so a typo fails fast.
+    import asyncio
+
+    from sluice.logging import configure_logging
     from workers.runner import run_worker
 
     configure_logging(s.log_format, s.log_level)
@@ -67,6 +65,10 @@ def status(
 
 def _print_report(report: Report) -> None:
     """Two tables and a verdict; every cell is plain text (errors may contain brackets)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console()
     services = Table("service", "state")
     for svc in report.services:
