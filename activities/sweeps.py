@@ -26,8 +26,7 @@ from sluice.indexing.cleanup import delete_old_attempts, delete_orphan_staged_ba
 from sluice.indexing.pruning import pairs_due_for_pruning
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
-from workflows.connector import connector_workflow_id
-from workflows.deletion import deletion_workflow_id
+from sluice.temporal.workflow_ids import connector_workflow_id, deletion_workflow_id
 
 log = structlog.get_logger(__name__)
 

@@ -653,7 +653,7 @@ async def run_temporal(
     from sluice.indexing.models import RunTuning
     from sluice.temporal.client import connect
     from sluice.temporal.tenant_context import tenant_scope
-    from workflows.connector import connector_workflow_id
+    from sluice.temporal.workflow_ids import connector_workflow_id
 
     errors: list[str] = []
     try:

@@ -21,6 +21,7 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
@@ -31,6 +32,7 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import PayloadConverter
+from temporalio.service import RPCError, RPCStatusCode
 
 from schedules.models import SweepInput
 from schedules.table import CATCHUP_WINDOW, JOBS, JOBS_BY_NAME, WORKFLOW, PeriodicJob, jitter_for
@@ -128,40 +130,64 @@ async def tenant_schedule_ids(client: Client, tenant_id: str) -> list[str]:
 
 
 async def sync_tenant(client: Client, tenant_id: str, settings: Settings) -> SyncReport:
+    """Bring one tenant's schedules in line with the table.
+
+    Each wanted schedule is looked up by ID (strongly consistent), so a schedule created
+    a moment ago is never created twice; the listing (eventually consistent) is only used
+    to find schedules of jobs that no longer exist.
+    """
     check_overrides(settings)
     report = SyncReport(tenant_id)
-    existing = set(await tenant_schedule_ids(client, tenant_id))
     wanted = {schedule_id(tenant_id, job.name): job for job in JOBS if job.enabled}
     for sid, job in wanted.items():
-        if sid not in existing:
-            await client.create_schedule(
-                sid,
-                desired_schedule(tenant_id, job, settings),
-                memo={"tenant": tenant_id},
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(search.TENANT, tenant_id)]
-                ),
-            )
+        desired = desired_schedule(tenant_id, job, settings)
+        handle = client.get_schedule_handle(sid)
+        try:
+            described = await handle.describe()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await _create(client, tenant_id, sid, desired)
             report.created.append(job.name)
             continue
-        handle = client.get_schedule_handle(sid)
-        described = await handle.describe()
-        if _shape(described.schedule) == _shape(desired_schedule(tenant_id, job, settings)):
+        if _shape(described.schedule) == _shape(desired):
             report.unchanged.append(job.name)
             continue
-        await handle.update(_updater(tenant_id, job, settings))
+        await handle.update(_updater(desired))
         report.updated.append(job.name)
-    for sid in sorted(existing - set(wanted)):
-        await client.get_schedule_handle(sid).delete()
-        report.deleted.append(sid.split("/", 1)[1])
+    for sid in sorted(set(await tenant_schedule_ids(client, tenant_id)) - set(wanted)):
+        if await _delete(client, sid):
+            report.deleted.append(sid.split("/", 1)[1])
     return report
 
 
-def _updater(
-    tenant_id: str, job: PeriodicJob, settings: Settings
-) -> Callable[[ScheduleUpdateInput], ScheduleUpdate]:
+async def _create(client: Client, tenant_id: str, sid: str, schedule: Schedule) -> None:
+    try:
+        await client.create_schedule(
+            sid,
+            schedule,
+            memo={"tenant": tenant_id},
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(search.TENANT, tenant_id)]
+            ),
+        )
+    except ScheduleAlreadyRunningError:
+        pass  # another sync (a second worker starting) created it first
+
+
+async def _delete(client: Client, sid: str) -> bool:
+    try:
+        await client.get_schedule_handle(sid).delete()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return False  # listed a moment after it was deleted
+    return True
+
+
+def _updater(desired: Schedule) -> Callable[[ScheduleUpdateInput], ScheduleUpdate]:
     def update(previous: ScheduleUpdateInput) -> ScheduleUpdate:
-        schedule = desired_schedule(tenant_id, job, settings)
+        schedule = desired
         old_state = previous.description.schedule.state
         schedule.state.paused = old_state.paused  # an operator's pause survives
         if old_state.paused and old_state.note:
@@ -180,8 +206,7 @@ async def sync_all(client: Client, settings: Settings) -> list[SyncReport]:
 
 
 async def delete_tenant_schedules(client: Client, tenant_id: str) -> list[str]:
-    deleted = []
-    for sid in await tenant_schedule_ids(client, tenant_id):
-        await client.get_schedule_handle(sid).delete()
-        deleted.append(sid)
-    return deleted
+    """Every schedule of the tenant: the table's by ID, and any other the listing shows."""
+    candidates = {schedule_id(tenant_id, job.name) for job in JOBS}
+    candidates |= set(await tenant_schedule_ids(client, tenant_id))
+    return [sid for sid in sorted(candidates) if await _delete(client, sid)]

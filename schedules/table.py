@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sluice.queues import TaskQueue
+from sluice.temporal import workflow_ids
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class PeriodicJob:
         return self.arrives_with is None
 
 
-WORKFLOW = "SweepWorkflow"
+WORKFLOW = workflow_ids.SWEEP
 """The workflow every job's schedule starts (one sweep activity, named by the job)."""
 
 JOBS: tuple[PeriodicJob, ...] = (

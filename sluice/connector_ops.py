@@ -49,9 +49,14 @@ from sluice.indexing.models import (
 from sluice.queues import TaskQueue
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
-from workflows.bulk import BulkConnectorsWorkflow, bulk_workflow_id
-from workflows.connector import ConnectorWorkflow, connector_workflow_id
-from workflows.deletion import deletion_workflow_id
+from sluice.temporal.workflow_ids import (
+    BULK,
+    CONNECTOR,
+    bulk_workflow_id,
+    connector_workflow_id,
+    deletion_workflow_id,
+    pruning_workflow_id,
+)
 
 
 async def start_connector_workflow(
@@ -64,7 +69,7 @@ async def start_connector_workflow(
     delete: bool = False,
     retry_failed: bool = False,
     prune: bool = False,
-) -> WorkflowHandle[ConnectorWorkflow, None]:
+) -> WorkflowHandle[Any, None]:
     """Start the cc-pair's long-lived workflow, or return the one already running.
 
     With ``index_now`` or ``delete`` this is signal-with-start: the running workflow gets
@@ -82,7 +87,7 @@ async def start_connector_workflow(
         signal = {"start_signal": "prune"}
     with tenant_scope(tenant_id):
         return await client.start_workflow(
-            ConnectorWorkflow.run,
+            CONNECTOR,
             ConnectorWorkflowInput(
                 tenant_id=tenant_id,
                 cc_pair_id=pair.id,
@@ -160,7 +165,9 @@ async def progress(
             if running_only:
                 await _require_running(handle(client, tenant_id, cc_pair_id), cc_pair_id)
             return await handle(client, tenant_id, cc_pair_id).query(
-                ConnectorWorkflow.progress, rpc_timeout=timedelta(seconds=rpc_timeout)
+                "progress",
+                result_type=ConnectorProgress,
+                rpc_timeout=timedelta(seconds=rpc_timeout),
             )
 
 
@@ -221,7 +228,7 @@ async def update_connector(
         async with _named_not_found(tenant_id, cc_pair_id):
             with tenant_scope(tenant_id):
                 return await handle(client, tenant_id, cc_pair_id).execute_update(
-                    ConnectorWorkflow.update_settings, change
+                    "update_settings", change, result_type=SettingsApplied
                 )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -250,8 +257,6 @@ async def prune(
 ) -> PruneResult | None:
     """Remove documents that vanished at the source, between attempts (signal-with-start).
     With ``wait``, the counts of the pruning run this request caused."""
-    from workflows.pruning import pruning_workflow_id
-
     pair = await get_cc_pair(tenant_id, cc_pair_id)
     if pair.status == CcPairStatus.DELETING.value:
         raise ConfigurationError(f"cc-pair {cc_pair_id} is being deleted")
@@ -368,8 +373,9 @@ async def bulk(
     request = BulkRequest(tenant_id=tenant_id, operation=operation, selector=selector)
     with tenant_scope(tenant_id):
         handle = await client.start_workflow(
-            BulkConnectorsWorkflow.run,
+            BULK,
             request,
+            result_type=BulkResult,
             id=bulk_workflow_id(request),
             task_queue=TaskQueue.PRIMARY.value,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

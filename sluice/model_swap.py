@@ -28,13 +28,11 @@ from sluice.index.swap_models import (
     ModelSwapInput,
     SwapProgress,
     SwapResult,
-    model_swap_workflow_id,
 )
 from sluice.queues import TaskQueue
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
-
-WORKFLOW = "ModelSwapWorkflow"
+from sluice.temporal.workflow_ids import MODEL_SWAP, model_swap_workflow_id
 
 
 async def generations(tenant_id: str) -> list[GenerationInfo]:
@@ -62,7 +60,7 @@ async def switch_model(
     with tenant_scope(tenant_id):
         try:
             return await client.start_workflow(
-                WORKFLOW,
+                MODEL_SWAP,
                 ModelSwapInput(
                     tenant_id=tenant_id,
                     spec=spec,

@@ -25,6 +25,7 @@ from sluice.errors import ConfigurationError, ConnectorConfigError
 from sluice.index.search import search_chunks
 from sluice.indexing.models import RunState, RunTuning
 from sluice.temporal.interceptor import TenantInterceptor
+from sluice.temporal.workflow_ids import connector_workflow_id
 from tests.support import (
     FAST,
     activity_attempts,
@@ -33,7 +34,7 @@ from tests.support import (
     fetchval,
     running_workers,
 )
-from workflows.connector import ConnectorWorkflow, connector_workflow_id
+from workflows.connector import ConnectorWorkflow
 
 
 async def add_synthetic(

@@ -16,11 +16,10 @@ from sluice import connector_ops
 from sluice.ccpairs import list_cc_pairs
 from sluice.errors import ConfigurationError, NotFoundError
 from sluice.indexing.models import RunState
+from sluice.temporal.workflow_ids import connector_workflow_id, deletion_workflow_id
 from tests.support import FAST, eventually, fetchval, only_line, running_workers
 from tests.test_cli import sluice
 from tests.test_worker_crash import worker_process
-from workflows.connector import connector_workflow_id
-from workflows.deletion import deletion_workflow_id
 
 
 async def rows_left(tenant: str, cc: int) -> dict[str, int]:

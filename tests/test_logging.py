@@ -19,8 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from sluice import connector_ops
 from sluice.logging import configure_logging
+from sluice.temporal.workflow_ids import connector_workflow_id
 from tests.support import FAST, running_workers
-from workflows.connector import connector_workflow_id
 
 
 class JsonCapture:

@@ -19,9 +19,9 @@ from sluice.ccpairs import create_cc_pair
 from sluice.db.session import tenant_connection
 from sluice.indexing import attempts as attempt_rows
 from sluice.indexing.models import RunState
+from sluice.temporal.workflow_ids import connector_workflow_id
 from tests.support import FAST, eventually, fetch, fetchval, running_workers
 from tests.test_worker_crash import worker_process
-from workflows.connector import connector_workflow_id
 
 pytestmark = pytest.mark.faults
 

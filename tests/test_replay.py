@@ -34,12 +34,17 @@ from sluice.index.generations import EmbeddingSpec
 from sluice.indexing.models import RunState, RunTuning
 from sluice.queues import TaskQueue
 from sluice.temporal.interceptor import TenantInterceptor
+from sluice.temporal.workflow_ids import (
+    connector_workflow_id,
+    deletion_workflow_id,
+    pruning_workflow_id,
+)
 from tests.support import FAST, eventually, running_workers
 from tests.unguarded_change import UnguardedChange
-from workflows.connector import ConnectorWorkflow, connector_workflow_id
-from workflows.deletion import ConnectorDeletionWorkflow, deletion_workflow_id
+from workflows.connector import ConnectorWorkflow
+from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.model_swap import ModelSwapWorkflow
-from workflows.pruning import ConnectorPruningWorkflow, pruning_workflow_id
+from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sweep import SweepWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"

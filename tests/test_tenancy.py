@@ -25,9 +25,9 @@ from sluice.db.session import tenant_connection, tenant_session
 from sluice.devstack import free_port
 from sluice.errors import NON_RETRYABLE_ERROR_TYPES, InvalidTenantError
 from sluice.index.search import search_chunks
+from sluice.temporal.workflow_ids import connector_workflow_id
 from sluice.tenancy import quoted_schema, validate_tenant_id
 from tests.support import FAST, fetch, fetchval, only_line, running_workers
-from workflows.connector import connector_workflow_id
 
 INVALID_IDS = [
     "Acme",

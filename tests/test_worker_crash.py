@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from sluice import connector_ops
 from sluice.devstack import free_port
+from sluice.temporal.workflow_ids import connector_workflow_id
 from tests.support import FAST, activity_attempts, eventually, fetch, fetchval
-from workflows.connector import connector_workflow_id
 
 
 @contextmanager

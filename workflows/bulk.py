@@ -17,19 +17,15 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.bulk import select_connectors
     from sluice.bulk import BulkRequest, BulkResult
-    from sluice.temporal import policies
-    from workflows.connector import connector_workflow_id
+    from sluice.temporal import policies, workflow_ids
+    from sluice.temporal.workflow_ids import connector_workflow_id
 
 
 SIGNALS_AT_ONCE = 50
 """Signals in flight together (each resolves in its own workflow task)."""
 
 
-def bulk_workflow_id(request: BulkRequest) -> str:
-    return f"bulk/{request.tenant_id}/{request.operation.value}/{request.selector.describe()}"
-
-
-@workflow.defn(name="BulkConnectorsWorkflow")
+@workflow.defn(name=workflow_ids.BULK)
 class BulkConnectorsWorkflow:
     def __init__(self) -> None:
         self.result = BulkResult()

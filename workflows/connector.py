@@ -75,23 +75,22 @@ with workflow.unsafe.imports_passed_through():
         StartedAttempt,
         StoreSettingsRequest,
     )
-    from sluice.temporal import policies, search
+    from sluice.temporal import policies, search, workflow_ids
+    from sluice.temporal.workflow_ids import (
+        deletion_workflow_id,
+        pruning_workflow_id,
+    )
     from workflows import patches
     from workflows.attempt import INVALIDATING_ERRORS, AttemptPipeline, error_text, error_type
     from workflows.bookkeeping import ArgT, ResultT, bookkeeping
-    from workflows.deletion import ConnectorDeletionWorkflow, deletion_workflow_id
-    from workflows.pruning import ConnectorPruningWorkflow, pruning_workflow_id
+    from workflows.deletion import ConnectorDeletionWorkflow
+    from workflows.pruning import ConnectorPruningWorkflow
 
 UNEXPECTED_ERROR_BACKOFF = (60, 3600)
 """Seconds before a run that hit an unexpected error continues-as-new (doubling, capped)."""
 
 
-def connector_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
-    """Readable, deterministic ID: one connector workflow per cc-pair, ever."""
-    return f"connector/{tenant_id}/{cc_pair_id}"
-
-
-@workflow.defn(name="ConnectorWorkflow")
+@workflow.defn(name=workflow_ids.CONNECTOR)
 class ConnectorWorkflow:
     @workflow.init
     def __init__(self, input: ConnectorWorkflowInput) -> None:

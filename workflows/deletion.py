@@ -18,15 +18,10 @@ with workflow.unsafe.imports_passed_through():
         mark_cc_pair_deleting,
     )
     from sluice.indexing.models import DeletionInput, DeletionResult
-    from sluice.temporal import policies
+    from sluice.temporal import policies, workflow_ids
 
 
-def deletion_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
-    """One deletion per cc-pair at a time: a second request finds the first."""
-    return f"connector-deletion/{tenant_id}/{cc_pair_id}"
-
-
-@workflow.defn(name="ConnectorDeletionWorkflow")
+@workflow.defn(name=workflow_ids.DELETION)
 class ConnectorDeletionWorkflow:
     @workflow.run
     async def run(self, input: DeletionInput) -> DeletionResult:

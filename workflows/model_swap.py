@@ -39,10 +39,10 @@ with workflow.unsafe.imports_passed_through():
         SwapProgress,
         SwapResult,
     )
-    from sluice.temporal import policies
+    from sluice.temporal import policies, workflow_ids
 
 
-@workflow.defn(name="ModelSwapWorkflow")
+@workflow.defn(name=workflow_ids.MODEL_SWAP)
 class ModelSwapWorkflow:
     def __init__(self) -> None:
         self.input: ModelSwapInput | None = None

@@ -12,14 +12,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.pruning import prune_connector
     from sluice.indexing.models import PruneInput, PruneResult
-    from sluice.temporal import policies
+    from sluice.temporal import policies, workflow_ids
 
 
-def pruning_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
-    return f"connector-pruning/{tenant_id}/{cc_pair_id}"
-
-
-@workflow.defn(name="ConnectorPruningWorkflow")
+@workflow.defn(name=workflow_ids.PRUNING)
 class ConnectorPruningWorkflow:
     @workflow.run
     async def run(self, input: PruneInput) -> PruneResult:

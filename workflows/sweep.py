@@ -14,10 +14,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from schedules.models import SweepInput, SweepRequest, SweepResult
     from schedules.table import JOBS_BY_NAME
-    from sluice.temporal import policies
+    from sluice.temporal import policies, workflow_ids
 
 
-@workflow.defn(name="SweepWorkflow")
+@workflow.defn(name=workflow_ids.SWEEP)
 class SweepWorkflow:
     @workflow.run
     async def run(self, input: SweepInput) -> SweepResult:

@@ -7,11 +7,6 @@ from pydantic import BaseModel, Field
 from sluice.index.generations import EmbeddingSpec
 
 
-def model_swap_workflow_id(tenant_id: str) -> str:
-    """One swap per tenant: a second request finds the first."""
-    return f"model-swap/{tenant_id}"
-
-
 class ChunkKey(BaseModel):
     """A position in chunk key order: the re-embedding scan's checkpoint."""
 
