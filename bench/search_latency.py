@@ -476,6 +476,7 @@ async def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
     probe = Probe()
     probe.install()
     timings: list[tuple[Query, Timing, int]] = []
+    results: list[list[str]] = []
     try:
         for q in queries:
             probe.current = Timing()
@@ -484,6 +485,7 @@ async def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
             probe.current.total = time.perf_counter() - t
             probe.current.main_sql -= probe.current.text_query
             timings.append((q, probe.current, len(hits)))
+            results.append([h.document_id for h in hits])
     finally:
         probe.uninstall()
 
@@ -540,8 +542,41 @@ async def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
         "latency_ms": table,
         "breakdown_ms": breakdown,
         "slowest": explained,
+        "results": [
+            {
+                "kind": q.kind,
+                "query": q.text,
+                "connector": q.connector,
+                "source": q.source,
+                "top": top,
+            }
+            for (q, _, _), top in zip(timings, results, strict=True)
+        ],
         "machine": {"cpus": os.cpu_count()},
     }
+
+
+def compare(out: dict[str, Any], path: str) -> None:
+    """Top-10 overlap with an earlier run's results (the same queries): did ranking move?"""
+    with open(path, encoding="utf-8") as handle:
+        earlier = json.loads(handle.read().splitlines()[-1])["results"]
+    key = lambda r: (r["kind"], r["query"], r["connector"], r["source"])  # noqa: E731
+    before = {key(r): r["top"] for r in earlier}
+    overlap: dict[str, list[float]] = defaultdict(list)
+    same_first: dict[str, list[bool]] = defaultdict(list)
+    for r in out["results"]:
+        old = before.get(key(r))
+        if old is None:
+            continue
+        for kind in (r["kind"], "overall"):
+            overlap[kind].append(len(set(old) & set(r["top"])) / max(1, len(old)))
+            same_first[kind].append(old[:1] == r["top"][:1])
+    print(f"\nresults against {path}: top-10 overlap and same first hit")
+    for kind, values in overlap.items():
+        print(
+            f"{kind:<12} {len(values):>4} queries  overlap@10 {statistics.fmean(values):.3f}"
+            f"  same top-1 {statistics.fmean(same_first[kind]):.3f}"
+        )
 
 
 def report(out: dict[str, Any]) -> None:
@@ -582,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenant", default=None, help="reuse this tenant if indexed")
     parser.add_argument("--keep-hnsw", action="store_true", help="load with the HNSW index")
     parser.add_argument("--json", default=None, help="append the figures to this file")
+    parser.add_argument(
+        "--compare", default=None, help="a --json file of an earlier run: top-10 overlap"
+    )
     args = parser.parse_args(argv)
 
     from sluice.config import get_settings
@@ -610,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
 
             out = asyncio.run(go())  # an error raises: traceback, exit 1
     report(out)
+    if args.compare:
+        compare(out, args.compare)
     if args.json:
         with open(args.json, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(out) + "\n")

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from sluice.connectors.models import Document
+from sluice.index.dfcache import DF_CACHE
+from sluice.index.dfcache import MIN_CHUNKS as DF_CACHE_MIN_CHUNKS
 
 CHUNK_COLUMNS = ("document_id", "chunk_id", "title", "content", "link", "acl")
 VECTOR_COLUMNS = ("document_id", "chunk_id", "embedding")
@@ -241,26 +243,50 @@ async def text_query(raw: Any, query: str) -> TextQuery:
     anyway). Terms at the cap are left out of candidate *matching* when rarer terms
     exist, so a query with one common word does not score half the index; they still
     add to the score of the chunks that are matched.
+
+    On a large index (``dfcache.MIN_CHUNKS``) counts are reused for a short while
+    (``sluice/index/dfcache.py``), so a common word is not counted on every query.
     """
     expr = SEARCH_TSV_SQL.format(t="$1::text")
-    lexemes = await raw.fetchval(f"SELECT tsvector_to_array({expr})", query)
-    if not lexemes:
-        return TextQuery([], [], [], DEFAULT_AVG_CHARS)
-    terms = [_tsquery_literal(lexeme) for lexeme in lexemes]
     stats = await raw.fetchrow(
-        """
-        SELECT greatest(c.reltuples, 0)::bigint AS estimated,
+        f"""
+        SELECT tsvector_to_array({expr}) AS lexemes, current_schema() AS schema,
+               greatest(c.reltuples, 0)::bigint AS estimated,
                (SELECT s.avg_width FROM pg_stats s
                 WHERE s.schemaname = n.nspname AND s.tablename = 'chunk'
                   AND s.attname = 'content') AS avg_chars
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.oid = 'chunk'::regclass
-        """
+        """,
+        query,
     )
-    total = int(stats["estimated"]) if stats else 0
+    lexemes = stats["lexemes"]
+    if not lexemes:
+        return TextQuery([], [], [], DEFAULT_AVG_CHARS)
+    terms = [_tsquery_literal(lexeme) for lexeme in lexemes]
+    total = int(stats["estimated"])
+    cached = total >= DF_CACHE_MIN_CHUNKS
     if total < 10_000:  # never analysed, or small enough to count exactly
         total = int(await raw.fetchval("SELECT count(*) FROM chunk"))
     cap = max(1_000, total // 10)
+    known = DF_CACHE.get(stats["schema"], cap, terms) if cached else {}
+    missing = [t for t in terms if t not in known]
+    if missing:
+        counted = dict(zip(missing, await _count_dfs(raw, missing, cap), strict=True))
+        if cached:
+            DF_CACHE.put(stats["schema"], cap, counted)
+        known = {**known, **counted}
+    dfs = [known[t] for t in terms]
+    n = max(total, max(dfs, default=0))
+    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
+    rare = [t for t, df in zip(terms, dfs, strict=True) if 0 < df < cap]
+    present = [t for t, df in zip(terms, dfs, strict=True) if df > 0]
+    avg = float(stats["avg_chars"]) if stats["avg_chars"] else DEFAULT_AVG_CHARS
+    return TextQuery(terms, idf, rare or present, avg)
+
+
+async def _count_dfs(raw: Any, terms: list[str], cap: int) -> list[int]:
+    """How many chunks hold each term (one tsquery literal each), counting up to ``cap``."""
     rows = await raw.fetch(
         """
         SELECT (SELECT count(*) FROM (SELECT 1 FROM chunk c WHERE c.search_tsv @@ t.q
@@ -271,13 +297,7 @@ async def text_query(raw: Any, query: str) -> TextQuery:
         terms,
         cap,
     )
-    dfs = [int(r["df"]) for r in rows]
-    n = max(total, max(dfs, default=0))
-    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
-    rare = [t for t, df in zip(terms, dfs, strict=True) if 0 < df < cap]
-    present = [t for t, df in zip(terms, dfs, strict=True) if df > 0]
-    avg = float(stats["avg_chars"]) if stats and stats["avg_chars"] else DEFAULT_AVG_CHARS
-    return TextQuery(terms, idf, rare or present, avg)
+    return [int(r["df"]) for r in rows]
 
 
 async def hybrid_search(
