@@ -8,6 +8,7 @@ table of each writable index generation (``sluice/index/generations.py``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -172,6 +173,7 @@ _HYBRID_SQL = """
                   AND ($5::int IS NULL OR EXISTS (
                       SELECT 1 FROM document_by_connector_credential_pair p
                       WHERE p.document_id = d.id AND p.cc_pair_id = $5))
+                LIMIT $17
             ) s
             ORDER BY s.score DESC, s.document_id, s.chunk_id
             LIMIT $3
@@ -205,6 +207,12 @@ _HYBRID_SQL = """
 BM25_K1 = 1.2
 BM25_B = 0.75
 DEFAULT_AVG_CHARS = 700.0
+TEXT_MATCH_BUDGET = 3_000
+"""About how many chunks the text side scores (see ``_within_budget``)."""
+TEXT_PAIR_TERMS = 6
+"""Terms beyond the budget that still match in pairs (15 pairs at most)."""
+TEXT_SCAN_LIMIT = 4_000
+"""Hard bound on chunks scored: one term alone may hold a quarter of the index."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +237,10 @@ class TextQuery:
     idf: list[float]
     match: list[str]
     avg_chars: float
+    match_filtered: list[str] | None = None
+    """What to match under a filter, when it differs: every term of the pool, since the
+    filter (not the budget) bounds the candidates and global frequencies say little
+    about the filtered subset."""
 
 
 def _tsquery_literal(lexeme: str) -> str:
@@ -282,7 +294,30 @@ async def text_query(raw: Any, query: str) -> TextQuery:
     rare = [t for t, df in zip(terms, dfs, strict=True) if 0 < df < cap]
     present = [t for t, df in zip(terms, dfs, strict=True) if df > 0]
     avg = float(stats["avg_chars"]) if stats["avg_chars"] else DEFAULT_AVG_CHARS
-    return TextQuery(terms, idf, rare or present, avg)
+    pool = rare or present
+    df_of = dict(zip(terms, dfs, strict=True))
+    return TextQuery(terms, idf, _within_budget(pool, [df_of[t] for t in pool]), avg, pool)
+
+
+def _within_budget(pool: list[str], dfs: list[int]) -> list[str]:
+    """The match expressions: the rarest terms of ``pool`` holding ``TEXT_MATCH_BUDGET``
+    chunks between them (the rarest at least), then each pair of the next rarer ones.
+
+    A chunk matching none of the kept terms can only rank on the text side by holding
+    several of the others, so those pairs (``a & b``, GIN-intersected: cheap) keep it a
+    candidate; a chunk holding one common term alone is not scored (it would rank low:
+    its score is one small IDF). When the pool fits the budget, this is the pool itself.
+    """
+    ranked = sorted(zip(dfs, range(len(pool)), pool, strict=True))
+    kept: list[str] = []
+    total = 0
+    for df, _, term in ranked:
+        if kept and total + df > TEXT_MATCH_BUDGET:
+            break
+        kept.append(term)
+        total += df
+    rest = [term for _, _, term in ranked[len(kept) :]][:TEXT_PAIR_TERMS]
+    return kept + [f"({a} & {b})" for a, b in itertools.combinations(rest, 2)]
 
 
 async def _count_dfs(raw: Any, terms: list[str], cap: int) -> list[int]:
@@ -331,9 +366,16 @@ async def hybrid_search(
     chunks readable by one of these principals.
     """
     tq = await text_query(raw, query)
+    filtered = cc_pair_id is not None or source is not None or acl is not None
+    match = tq.match_filtered if filtered and tq.match_filtered is not None else tq.match
     # The HNSW scan returns at most ef_search rows; with filters it must keep scanning.
-    await raw.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(candidates, 1000))}")
-    if cc_pair_id is not None or source is not None or acl is not None:
+    # No sequential scans: a chunk's tsvector is TOASTed, so a seq scan filtering on a
+    # common term detoasts every row it passes; the GIN index answers without them.
+    await raw.execute(
+        f"SET LOCAL hnsw.ef_search = {max(40, min(candidates, 1000))}; "
+        "SET LOCAL enable_seqscan = off"
+    )
+    if filtered:
         await raw.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     if not VECTOR_TABLE.fullmatch(vector_table):
         raise ValueError(f"not a vector table: {vector_table!r}")
@@ -345,7 +387,7 @@ async def hybrid_search(
         list(acl) if acl is not None else None,
         cc_pair_id,
         source,
-        " | ".join(tq.match) if tq.match else "",
+        " | ".join(match) if match else "",
         tq.terms,
         tq.idf,
         tq.avg_chars,
@@ -355,6 +397,7 @@ async def hybrid_search(
         text_weight,
         float(rrf_k),
         group,
+        TEXT_SCAN_LIMIT,
     )
     return [
         SearchHit(
