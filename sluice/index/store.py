@@ -8,6 +8,7 @@ table of each writable index generation (``sluice/index/generations.py``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from sluice.connectors.models import Document
+from sluice.index.dfcache import DF_CACHE
+from sluice.index.dfcache import MIN_CHUNKS as DF_CACHE_MIN_CHUNKS
 
 CHUNK_COLUMNS = ("document_id", "chunk_id", "title", "content", "link", "acl")
 VECTOR_COLUMNS = ("document_id", "chunk_id", "embedding")
@@ -172,6 +175,7 @@ _HYBRID_SQL = """
                   AND ($5::int IS NULL OR EXISTS (
                       SELECT 1 FROM document_by_connector_credential_pair p
                       WHERE p.document_id = d.id AND p.cc_pair_id = $5))
+                LIMIT $19
             ) s
             ORDER BY s.score DESC, s.document_id, s.chunk_id
             LIMIT $3
@@ -205,6 +209,12 @@ _HYBRID_SQL = """
 BM25_K1 = 1.2
 BM25_B = 0.75
 DEFAULT_AVG_CHARS = 700.0
+TEXT_MATCH_BUDGET = 3_000
+"""About how many chunks the text side scores (see ``_within_budget``)."""
+TEXT_PAIR_TERMS = 6
+"""Terms beyond the budget that still match in pairs (15 pairs at most)."""
+TEXT_SCAN_LIMIT = 4_000
+"""Hard bound on chunks scored: one term alone may hold a quarter of the index."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +241,10 @@ class TextQuery:
     avg_chars: float
     literals: list[str] = field(default_factory=list)
     literal_idf: list[float] = field(default_factory=list)
+    match_filtered: list[str] | None = None
+    """What to match under a filter, when it differs: every term of the pool, since the
+    filter (not the budget) bounds the candidates and global frequencies say little
+    about the filtered subset."""
 
 
 # A query token written like an identifier: it holds one of these characters between
@@ -271,26 +285,97 @@ async def text_query(raw: Any, query: str) -> TextQuery:
     anyway). Terms at the cap are left out of candidate *matching* when rarer terms
     exist, so a query with one common word does not score half the index; they still
     add to the score of the chunks that are matched.
+
+    On a large index (``dfcache.MIN_CHUNKS``) counts are reused for a short while
+    (``sluice/index/dfcache.py``), so a common word is not counted on every query.
     """
     expr = SEARCH_TSV_SQL.format(t="$1::text")
-    lexemes = await raw.fetchval(f"SELECT tsvector_to_array({expr})", query)
-    if not lexemes:
-        return TextQuery([], [], [], DEFAULT_AVG_CHARS)
-    terms = [_tsquery_literal(lexeme) for lexeme in lexemes]
     stats = await raw.fetchrow(
-        """
-        SELECT greatest(c.reltuples, 0)::bigint AS estimated,
+        f"""
+        SELECT tsvector_to_array({expr}) AS lexemes, current_schema() AS schema,
+               greatest(c.reltuples, 0)::bigint AS estimated,
                (SELECT s.avg_width FROM pg_stats s
                 WHERE s.schemaname = n.nspname AND s.tablename = 'chunk'
                   AND s.attname = 'content') AS avg_chars
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.oid = 'chunk'::regclass
-        """
+        """,
+        query,
     )
-    total = int(stats["estimated"]) if stats else 0
+    lexemes = stats["lexemes"]
+    if not lexemes:
+        return TextQuery([], [], [], DEFAULT_AVG_CHARS)
+    terms = [_tsquery_literal(lexeme) for lexeme in lexemes]
+    total = int(stats["estimated"])
+    cached = total >= DF_CACHE_MIN_CHUNKS
     if total < 10_000:  # never analysed, or small enough to count exactly
         total = int(await raw.fetchval("SELECT count(*) FROM chunk"))
     cap = max(1_000, total // 10)
+    known = DF_CACHE.get(stats["schema"], cap, terms) if cached else {}
+    missing = [t for t in terms if t not in known]
+    if missing:
+        counted = dict(zip(missing, await _count_dfs(raw, missing, cap), strict=True))
+        if cached:
+            DF_CACHE.put(stats["schema"], cap, counted)
+        known = {**known, **counted}
+    dfs = [known[t] for t in terms]
+    n = max(total, max(dfs, default=0))
+    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
+    rare = [t for t, df in zip(terms, dfs, strict=True) if 0 < df < cap]
+    present = [t for t, df in zip(terms, dfs, strict=True) if df > 0]
+    avg = float(stats["avg_chars"]) if stats["avg_chars"] else DEFAULT_AVG_CHARS
+    pool = rare or present
+    df_of = dict(zip(terms, dfs, strict=True))
+    literals, literal_idf = await _literal_weights(raw, query, dict(zip(lexemes, idf, strict=True)))
+    return TextQuery(
+        terms,
+        idf,
+        _within_budget(pool, [df_of[t] for t in pool]),
+        avg,
+        literals=literals,
+        literal_idf=literal_idf,
+        match_filtered=pool,
+    )
+
+
+async def _literal_weights(
+    raw: Any, query: str, weight: dict[str, float]
+) -> tuple[list[str], list[float]]:
+    """Identifier-like tokens and their weight: an exact occurrence counts its lexemes twice."""
+    literals = literal_tokens(query)
+    if not literals:
+        return [], []
+    rows = await raw.fetch(
+        f"SELECT tsvector_to_array({SEARCH_TSV_SQL.format(t='t.tok')}) AS parts "
+        "FROM unnest($1::text[]) WITH ORDINALITY AS t(tok, i) ORDER BY t.i",
+        literals,
+    )
+    return literals, [sum(weight.get(p, 0.0) for p in r["parts"] or []) for r in rows]
+
+
+def _within_budget(pool: list[str], dfs: list[int]) -> list[str]:
+    """The match expressions: the rarest terms of ``pool`` holding ``TEXT_MATCH_BUDGET``
+    chunks between them (the rarest at least), then each pair of the next rarer ones.
+
+    A chunk matching none of the kept terms can only rank on the text side by holding
+    several of the others, so those pairs (``a & b``, GIN-intersected: cheap) keep it a
+    candidate; a chunk holding one common term alone is not scored (it would rank low:
+    its score is one small IDF). When the pool fits the budget, this is the pool itself.
+    """
+    ranked = sorted(zip(dfs, range(len(pool)), pool, strict=True))
+    kept: list[str] = []
+    total = 0
+    for df, _, term in ranked:
+        if kept and total + df > TEXT_MATCH_BUDGET:
+            break
+        kept.append(term)
+        total += df
+    rest = [term for _, _, term in ranked[len(kept) :]][:TEXT_PAIR_TERMS]
+    return kept + [f"({a} & {b})" for a, b in itertools.combinations(rest, 2)]
+
+
+async def _count_dfs(raw: Any, terms: list[str], cap: int) -> list[int]:
+    """How many chunks hold each term (one tsquery literal each), counting up to ``cap``."""
     rows = await raw.fetch(
         """
         SELECT (SELECT count(*) FROM (SELECT 1 FROM chunk c WHERE c.search_tsv @@ t.q
@@ -301,26 +386,7 @@ async def text_query(raw: Any, query: str) -> TextQuery:
         terms,
         cap,
     )
-    dfs = [int(r["df"]) for r in rows]
-    n = max(total, max(dfs, default=0))
-    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
-    rare = [t for t, df in zip(terms, dfs, strict=True) if 0 < df < cap]
-    present = [t for t, df in zip(terms, dfs, strict=True) if df > 0]
-    avg = float(stats["avg_chars"]) if stats and stats["avg_chars"] else DEFAULT_AVG_CHARS
-    # An exact occurrence of an identifier-like token counts its lexemes twice.
-    literals = literal_tokens(query)
-    weight = dict(zip(lexemes, idf, strict=True))
-    rows = (
-        await raw.fetch(
-            f"SELECT tsvector_to_array({SEARCH_TSV_SQL.format(t='t.tok')}) AS parts "
-            "FROM unnest($1::text[]) WITH ORDINALITY AS t(tok, i) ORDER BY t.i",
-            literals,
-        )
-        if literals
-        else []
-    )
-    literal_idf = [sum(weight.get(p, 0.0) for p in r["parts"] or []) for r in rows]
-    return TextQuery(terms, idf, rare or present, avg, literals, literal_idf)
+    return [int(r["df"]) for r in rows]
 
 
 async def hybrid_search(
@@ -356,9 +422,16 @@ async def hybrid_search(
     chunks readable by one of these principals.
     """
     tq = await text_query(raw, query)
+    filtered = cc_pair_id is not None or source is not None or acl is not None
+    match = tq.match_filtered if filtered and tq.match_filtered is not None else tq.match
     # The HNSW scan returns at most ef_search rows; with filters it must keep scanning.
-    await raw.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(candidates, 1000))}")
-    if cc_pair_id is not None or source is not None or acl is not None:
+    # No sequential scans: a chunk's tsvector is TOASTed, so a seq scan filtering on a
+    # common term detoasts every row it passes; the GIN index answers without them.
+    await raw.execute(
+        f"SET LOCAL hnsw.ef_search = {max(40, min(candidates, 1000))}; "
+        "SET LOCAL enable_seqscan = off"
+    )
+    if filtered:
         await raw.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     if not VECTOR_TABLE.fullmatch(vector_table):
         raise ValueError(f"not a vector table: {vector_table!r}")
@@ -370,7 +443,7 @@ async def hybrid_search(
         list(acl) if acl is not None else None,
         cc_pair_id,
         source,
-        " | ".join(tq.match) if tq.match else "",
+        " | ".join(match) if match else "",
         tq.terms,
         tq.idf,
         tq.avg_chars,
@@ -382,6 +455,7 @@ async def hybrid_search(
         group,
         tq.literals,
         tq.literal_idf,
+        TEXT_SCAN_LIMIT,
     )
     return [
         SearchHit(
