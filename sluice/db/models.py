@@ -132,6 +132,33 @@ class Document(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     last_synced: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    metadata_version: Mapped[int] = mapped_column(
+        BigInteger, default=0, doc="Goes up with every ACL, set, boost or hidden change."
+    )
+    synced_version: Mapped[int] = mapped_column(
+        BigInteger, default=0, doc="The metadata version the index last took (migration 0008)."
+    )
+
+
+class DocumentSet(Base):
+    """A named set of connectors (the seed's document sets; ``--collection`` in search)."""
+
+    __tablename__ = "document_set"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DocumentSetCcPair(Base):
+    __tablename__ = "document_set_cc_pair"
+
+    set_name: Mapped[str] = mapped_column(
+        ForeignKey("document_set.name", ondelete="CASCADE"), primary_key=True
+    )
+    cc_pair_id: Mapped[int] = mapped_column(
+        ForeignKey("connector_credential_pair.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class DocumentByCcPair(Base):
