@@ -23,6 +23,7 @@ from sluice.config import get_settings
 from sluice.db.models import CcPairStatus
 from sluice.db.session import tenant_connection
 from sluice.indexing.cleanup import delete_old_attempts, delete_orphan_staged_batches
+from sluice.indexing.metadata import sync_stale_batch
 from sluice.indexing.pruning import pairs_due_for_pruning
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
@@ -31,6 +32,7 @@ from sluice.temporal.workflow_ids import connector_workflow_id, deletion_workflo
 log = structlog.get_logger(__name__)
 
 DELETE_BATCH = 1000
+METADATA_BATCH = 500
 
 
 class SweepActivities:
@@ -124,6 +126,19 @@ class SweepActivities:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise  # a missing workflow is the reconcile's job; the next sweep asks
         return SweepResult(found=len(due), acted=asked, detail=f"{asked} prunes requested")
+
+    @activity.defn(name="sync_stale_documents")
+    async def sync_stale_documents(self, request: SweepRequest) -> SweepResult:
+        """Bring stale documents' sets and chunk ACLs up to date, a batch a transaction,
+        until none is left (a change made meanwhile is picked up by a later batch)."""
+        synced = 0
+        while True:
+            async with tenant_connection(request.tenant_id) as (_, raw):
+                done = await sync_stale_batch(raw, METADATA_BATCH)
+            synced += done
+            activity.heartbeat(synced)
+            if done == 0:
+                return SweepResult(found=synced, acted=synced, detail=f"{synced} documents")
 
     @activity.defn(name="cleanup_staged_batches")
     async def cleanup_staged_batches(self, request: SweepRequest) -> SweepResult:

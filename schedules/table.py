@@ -86,8 +86,8 @@ JOBS: tuple[PeriodicJob, ...] = (
         timedelta(seconds=20),
         "sync_stale_documents",
         TaskQueue.VESPA_METADATA_SYNC,
-        "documents whose ACL, sets, boost or hidden flag changed reach their chunks",
-        arrives_with="issue 15 (metadata sync)",
+        "documents whose ACL or sets changed reach their chunks (a change also starts "
+        "a sync at once: this is the safety net)",
     ),
     PeriodicJob(
         "pruning-check",

@@ -24,6 +24,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("evaluate", "evaluate", "command"),
     "connector": ("connector", "app", "group"),
     "index": ("index", "app", "group"),
+    "document": ("documents", "document_app", "group"),
+    "document-set": ("documents", "set_app", "group"),
     "schedules": ("schedules", "app", "group"),
     "tenant": ("tenant", "app", "group"),
     "temporal": ("system", "temporal_app", "group"),

@@ -18,6 +18,9 @@ def search(
         None, "--connector", help="Only documents of this connector (cc-pair ID)."
     ),
     source: str | None = typer.Option(None, "--source", help="Only documents of this source."),
+    collection: str | None = typer.Option(
+        None, "--collection", help="Only documents in this document set (`sluice document-set`)."
+    ),
     chunks: bool = typer.Option(
         False, "--chunks", help="Chunk-level results (default: one per document, best chunk)."
     ),
@@ -32,7 +35,17 @@ def search(
     from sluice.index.search import search as do_search
 
     t = tenant(tenant_id)
-    hits = run(do_search(t, query, k=limit, connector=connector, source=source, chunks=chunks))
+    hits = run(
+        do_search(
+            t,
+            query,
+            k=limit,
+            connector=connector,
+            source=source,
+            collection=collection,
+            chunks=chunks,
+        )
+    )
     if as_json:
         import json
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
@@ -48,22 +49,18 @@ async def search(
     k: int = 10,
     connector: int | None = None,
     source: str | None = None,
+    collection: str | None = None,
     chunks: bool = False,
     acl: list[str] | None = None,
 ) -> list[SearchResult]:
     """The ``k`` best documents for ``query`` (or chunks with ``chunks=True``).
 
+    Filters: ``connector`` (cc-pair ID), ``source``, ``collection`` (a document set),
+    ``acl`` (principals: only chunks one of them may read).
     Raises :class:`EmptyQueryError` for an empty or whitespace-only query.
     """
-    generation, hits = await _hybrid(
-        tenant_id,
-        query,
-        limit=k,
-        connector=connector,
-        source=source,
-        group=not chunks,
-        acl=acl,
-    )
+    filters = Filters(connector=connector, source=source, collection=collection, acl=acl)
+    generation, hits = await _hybrid(tenant_id, query, limit=k, group=not chunks, filters=filters)
     return [
         SearchResult(
             rank=i,
@@ -99,15 +96,21 @@ def _query_embedders() -> Embedders:
     return _embedders
 
 
+@dataclass(frozen=True)
+class Filters:
+    connector: int | None = None
+    source: str | None = None
+    collection: str | None = None
+    acl: list[str] | None = None
+
+
 async def _hybrid(
     tenant_id: str,
     query: str,
     *,
     limit: int,
     group: bool,
-    connector: int | None = None,
-    source: str | None = None,
-    acl: list[str] | None = None,
+    filters: Filters | None = None,
 ) -> tuple[int, list[SearchHit]]:
     """(live generation ID, hits): the query is embedded in the live generation's space.
 
@@ -122,9 +125,7 @@ async def _hybrid(
 
     for tries_left in (1, 0):
         try:
-            return await _hybrid_once(
-                tenant_id, query, limit, group, connector=connector, source=source, acl=acl
-            )
+            return await _hybrid_once(tenant_id, query, limit, group, filters or Filters())
         except asyncpg.UndefinedTableError:
             if not tries_left:
                 raise
@@ -136,10 +137,7 @@ async def _hybrid_once(
     query: str,
     limit: int,
     group: bool,
-    *,
-    connector: int | None,
-    source: str | None,
-    acl: list[str] | None,
+    filters: Filters,
 ) -> tuple[int, list[SearchHit]]:
     from sluice.config import get_settings
     from sluice.db.session import tenant_connection
@@ -159,9 +157,10 @@ async def _hybrid_once(
             vector_table=generation.table,
             limit=limit,
             candidates=settings.search_candidates,
-            acl=acl,
-            cc_pair_id=connector,
-            source=source,
+            acl=filters.acl,
+            cc_pair_id=filters.connector,
+            source=filters.source,
+            collection=filters.collection,
             group=group,
             vector_weight=settings.search_vector_weight,
             text_weight=settings.search_text_weight,

@@ -149,6 +149,7 @@ _HYBRID_SQL = """
                 JOIN document d ON d.id = c.document_id
                 WHERE NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
                   AND ($6::text IS NULL OR d.source = $6)
+                  AND ($20::text IS NULL OR $20 = ANY(d.document_sets))
                   AND ($5::int IS NULL OR EXISTS (
                       SELECT 1 FROM document_by_connector_credential_pair p
                       WHERE p.document_id = d.id AND p.cc_pair_id = $5))
@@ -172,6 +173,7 @@ _HYBRID_SQL = """
                 WHERE c.search_tsv @@ $7::tsquery
                   AND NOT d.hidden AND ($4::text[] IS NULL OR c.acl && $4::text[])
                   AND ($6::text IS NULL OR d.source = $6)
+                  AND ($20::text IS NULL OR $20 = ANY(d.document_sets))
                   AND ($5::int IS NULL OR EXISTS (
                       SELECT 1 FROM document_by_connector_credential_pair p
                       WHERE p.document_id = d.id AND p.cc_pair_id = $5))
@@ -400,6 +402,7 @@ async def hybrid_search(
     acl: Sequence[str] | None = None,
     cc_pair_id: int | None = None,
     source: str | None = None,
+    collection: str | None = None,
     group: bool = False,
     vector_weight: float = 1.0,
     text_weight: float = 1.0,
@@ -418,11 +421,12 @@ async def hybrid_search(
 
     ``vector_table``: the live generation's vectors (``query_vector`` is in its space).
     ``group``: one hit per document (its best chunk), else chunk-level hits.
-    ``cc_pair_id`` / ``source``: only documents of that cc-pair / source. ``acl``: only
+    ``cc_pair_id`` / ``source`` / ``collection``: only documents of that cc-pair, source or
+    document set. ``acl``: only
     chunks readable by one of these principals.
     """
     tq = await text_query(raw, query)
-    filtered = cc_pair_id is not None or source is not None or acl is not None
+    filtered = any(f is not None for f in (cc_pair_id, source, acl, collection))
     match = tq.match_filtered if filtered and tq.match_filtered is not None else tq.match
     # The HNSW scan returns at most ef_search rows; with filters it must keep scanning.
     # No sequential scans: a chunk's tsvector is TOASTed, so a seq scan filtering on a
@@ -456,6 +460,7 @@ async def hybrid_search(
         tq.literals,
         tq.literal_idf,
         TEXT_SCAN_LIMIT,
+        collection,
     )
     return [
         SearchHit(

@@ -39,6 +39,7 @@ from sluice.index.store import (
     link_to_cc_pair,
     upsert_documents,
 )
+from sluice.indexing.metadata import refresh_sets
 from sluice.indexing.models import ProcessResult
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -220,6 +221,7 @@ async def write_batch(
         progress("writing")
     stored = [d.id for d in prepared.documents if d.id in prepared.known or d.id in accepted]
     await link_to_cc_pair(raw, cc_pair_id, stored)
+    await refresh_sets(raw, stored)
     progress("written")
     return ProcessResult(
         docs_indexed=len(accepted),
