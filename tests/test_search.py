@@ -175,3 +175,13 @@ async def test_search_command_json_filters_and_empty_query(tenant: str) -> None:
         refused = await cli(tenant, "search", query)
         assert refused.returncode == 2
         assert only_line(refused.stderr) == "error: empty query: give some words to search for"
+
+
+async def test_context_returns_the_neighbouring_chunks_of_each_result(tenant: str) -> None:
+    await index(tenant, CORPUS)
+    hits = await search(tenant, "FrontierCursor walks pages", k=1, context=1)
+    assert hits[0].document_id == "spread.py" and hits[0].chunk_id == 1
+    assert [n.chunk_id for n in hits[0].neighbours] == [0, 2]
+    assert hits[0].neighbours[0].snippet.startswith("def configure_retry_budget")
+    # Without context (the default) nothing extra is read or returned.
+    assert (await search(tenant, "FrontierCursor walks pages", k=1))[0].neighbours == []

@@ -21,6 +21,9 @@ def search(
     collection: str | None = typer.Option(
         None, "--collection", help="Only documents in this document set (`sluice document-set`)."
     ),
+    context: int = typer.Option(
+        0, "--context", min=0, max=5, help="Also show N chunks around each result's best one."
+    ),
     chunks: bool = typer.Option(
         False, "--chunks", help="Chunk-level results (default: one per document, best chunk)."
     ),
@@ -44,6 +47,7 @@ def search(
             source=source,
             collection=collection,
             chunks=chunks,
+            context=context,
         )
     )
     if as_json:
@@ -67,3 +71,5 @@ def search(
         if hit.link:
             console.print(f"   [cyan]{escape(hit.link)}[/]")
         console.print(f"   {escape(hit.snippet)}")
+        for near in hit.neighbours:
+            console.print(f"   [dim]#{near.chunk_id} {escape(near.snippet)}[/]")

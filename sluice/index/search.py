@@ -22,6 +22,11 @@ class EmptyQueryError(SluiceError):
     """A query without any text to look for."""
 
 
+class Neighbour(BaseModel):
+    chunk_id: int
+    snippet: str
+
+
 class SearchResult(BaseModel):
     """One hit: a document (its best chunk) or, with ``chunks=True``, one chunk."""
 
@@ -36,6 +41,9 @@ class SearchResult(BaseModel):
     vector_rank: int | None
     text_rank: int | None
     generation: int = Field(description="The index generation (embedding model) that answered.")
+    neighbours: list[Neighbour] = Field(
+        default_factory=list, description="Snippets of the chunks around the best one (context)."
+    )
 
 
 def _snippet(text: str, size: int = 240) -> str:
@@ -52,15 +60,18 @@ async def search(
     collection: str | None = None,
     chunks: bool = False,
     acl: list[str] | None = None,
+    context: int = 0,
 ) -> list[SearchResult]:
     """The ``k`` best documents for ``query`` (or chunks with ``chunks=True``).
 
     Filters: ``connector`` (cc-pair ID), ``source``, ``collection`` (a document set),
-    ``acl`` (principals: only chunks one of them may read).
+    ``acl`` (principals: only chunks one of them may read). ``context``: also return
+    snippets of up to that many chunks before and after each result's chunk.
     Raises :class:`EmptyQueryError` for an empty or whitespace-only query.
     """
     filters = Filters(connector=connector, source=source, collection=collection, acl=acl)
     generation, hits = await _hybrid(tenant_id, query, limit=k, group=not chunks, filters=filters)
+    around = await _neighbours(tenant_id, hits, context, acl) if context > 0 and hits else {}
     return [
         SearchResult(
             rank=i,
@@ -74,9 +85,25 @@ async def search(
             vector_rank=h.vector_rank,
             text_rank=h.text_rank,
             generation=generation,
+            neighbours=around.get((h.document_id, h.chunk_id), []),
         )
         for i, h in enumerate(hits, 1)
     ]
+
+
+async def _neighbours(
+    tenant_id: str, hits: list[SearchHit], width: int, acl: list[str] | None
+) -> dict[tuple[str, int], list[Neighbour]]:
+    """The chunks within ``width`` of each hit's chunk in its document (readable ones)."""
+    from sluice.db.session import tenant_connection
+    from sluice.index.store import chunks_around
+
+    async with tenant_connection(tenant_id) as (_, raw):
+        found = await chunks_around(raw, [(h.document_id, h.chunk_id) for h in hits], width, acl)
+    return {
+        key: [Neighbour(chunk_id=c, snippet=_snippet(text)) for c, text in rows]
+        for key, rows in found.items()
+    }
 
 
 async def search_chunks(tenant_id: str, query: str, *, limit: int = 10) -> list[SearchHit]:

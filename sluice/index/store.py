@@ -116,6 +116,32 @@ async def link_to_cc_pair(raw: Any, cc_pair_id: int, document_ids: Sequence[str]
     )
 
 
+async def chunks_around(
+    raw: Any, keys: Sequence[tuple[str, int]], width: int, acl: Sequence[str] | None
+) -> dict[tuple[str, int], list[tuple[int, str]]]:
+    """For each (document, chunk): the other chunks of that document within ``width``
+    positions, in order, as (chunk_id, content); only chunks ``acl`` may read, if given."""
+    rows = await raw.fetch(
+        """
+        SELECT k.document_id, k.chunk_id AS around, c.chunk_id, c.content
+        FROM unnest($1::text[], $2::int[]) AS k(document_id, chunk_id)
+        JOIN chunk c ON c.document_id = k.document_id
+         AND c.chunk_id BETWEEN k.chunk_id - $3 AND k.chunk_id + $3
+         AND c.chunk_id <> k.chunk_id
+        WHERE $4::text[] IS NULL OR c.acl && $4::text[]
+        ORDER BY k.document_id, k.chunk_id, c.chunk_id
+        """,
+        [d for d, _ in keys],
+        [c for _, c in keys],
+        width,
+        list(acl) if acl is not None else None,
+    )
+    out: dict[tuple[str, int], list[tuple[int, str]]] = {}
+    for r in rows:
+        out.setdefault((r["document_id"], r["around"]), []).append((r["chunk_id"], r["content"]))
+    return out
+
+
 def _json(value: Any) -> str:
     import json
 
