@@ -114,11 +114,13 @@ def generations(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "model", "status", "chunks", "created", "error")
+    table = Table("id", "model", "status", "vectors", "re-embedded", "created", "error")
     for r in rows:
         total = r.chunks_total if r.chunks_total is not None else "?"
         status = r.status + (" (vectors dropped)" if r.dropped and r.status != "live" else "")
+        vectors = "-" if r.vectors is None else str(r.vectors)
+        embedded = f"{r.chunks_done}/{total}" if r.status == "building" else "-"
         table.add_row(
-            str(r.id), r.name, status, f"{r.chunks_done}/{total}", r.created_at[:19], r.error or ""
+            str(r.id), r.name, status, vectors, embedded, r.created_at[:19], r.error or ""
         )
     Console().print(table)

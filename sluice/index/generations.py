@@ -168,6 +168,8 @@ class GenerationInfo(BaseModel):
     live_at: str | None
     retired_at: str | None
     dropped: bool
+    vectors: int | None = None
+    """Rows in the generation's vector table now (None once dropped)."""
 
 
 async def list_generations(raw: Any) -> list[GenerationInfo]:
@@ -177,21 +179,28 @@ async def list_generations(raw: Any) -> list[GenerationInfo]:
         FROM index_generation g ORDER BY g.id
         """
     )
-    return [
-        GenerationInfo(
-            id=r["id"],
-            name=_generation(r).spec.name,
-            status=r["status"],
-            chunks_total=r["chunks_total"],
-            chunks_done=r["chunks_done"],
-            error=r["error"],
-            created_at=r["created_at"].isoformat(),
-            live_at=r["live_at"].isoformat() if r["live_at"] else None,
-            retired_at=r["retired_at"].isoformat() if r["retired_at"] else None,
-            dropped=r["dropped"],
-        )
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        table = f"chunk_vector_{int(r['id'])}"
+        vectors = None if r["dropped"] else await raw.fetchval(f"SELECT count(*) FROM {table}")
+        out.append(_info(r, vectors))
+    return out
+
+
+def _info(r: Any, vectors: int | None) -> GenerationInfo:
+    return GenerationInfo(
+        id=r["id"],
+        name=_generation(r).spec.name,
+        status=r["status"],
+        chunks_total=r["chunks_total"],
+        chunks_done=r["chunks_done"],
+        error=r["error"],
+        created_at=r["created_at"].isoformat(),
+        live_at=r["live_at"].isoformat() if r["live_at"] else None,
+        retired_at=r["retired_at"].isoformat() if r["retired_at"] else None,
+        dropped=r["dropped"],
+        vectors=vectors,
+    )
 
 
 # ---------------------------------------------------------------------------- changing
