@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.document_index import DocumentIndexActivities
+from sluice.agent_queue import RedisAgentMessageQueue
 from sluice.config import get_settings
 from sluice.documents import ops
 from sluice.documents.evaluations import Question, add_evaluation
@@ -118,6 +120,15 @@ async def test_create_makes_every_type_active_and_searchable(
         tenant, "SELECT summary FROM document_summary WHERE document_id = $1", doc_id
     )
     assert summary and summary.count(".") >= 2 and "Rhaetian Railway" in summary
+
+    # notify: the round's outcome was published on the agent queue by a worker activity
+    conn = aioredis.from_url(get_settings().redis_url or "")
+    try:
+        event = await RedisAgentMessageQueue(conn, f"document-index/{tenant}").get()
+    finally:
+        await conn.aclose()
+    assert event is not None and event["type"] == "index_round"
+    assert event["document_id"] == doc_id and len(event["built"]) == 4
 
 
 async def test_bad_requests_fail_before_anything_starts(

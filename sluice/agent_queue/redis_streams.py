@@ -120,6 +120,11 @@ class RedisAgentMessageQueue(AgentMessageQueue):
             for entry_id, fields in entries:
                 self._buffer.append((_text(entry_id), fields))
 
+    async def commit(self) -> None:
+        """Store this consumer's position now (a clean disconnect; reads also store it)."""
+        if self.position is not None:
+            await self._commit(self.position)
+
     async def _commit(self, entry_id: str) -> None:
         if self.cursor_key and entry_id != "0-0":
             await self.redis.set(self.cursor_key, entry_id, ex=self.ttl)
