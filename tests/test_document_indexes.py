@@ -8,6 +8,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +31,8 @@ from sluice.queues import TaskQueue
 from sluice.scheduler import TaskResult, TaskStatus, TemporalTaskScheduler
 from sluice.temporal.tenant_context import tenant_scope
 from sluice.temporal.workflow_ids import document_index_workflow_id
-from tests.support import eventually, fetch, fetchval, running_workers
+from tests.support import eventually, fetch, fetchval, only_line, running_workers
+from tests.test_cli import sluice
 from tests.test_schedules import run_sweep
 from workers.runner import embedder_factory
 from workflows.document_index import DocumentIndexWorkflow
@@ -363,3 +365,30 @@ async def test_reconcile_starts_only_the_missing_workflow(
 async def _active(tenant: str, doc_id: str) -> bool:
     rows = await index_rows(tenant, doc_id)
     return bool(rows) and all(r["status"] == "active" for r in rows.values())
+
+
+async def test_the_command_line_creates_reports_and_refuses_bad_input(
+    dev_env: WorkflowEnvironment, tenant: str, tmp_path: Path
+) -> None:
+    page = tmp_path / "viaduct.html"
+    page.write_text(
+        "<html><body><h1>Landwasser</h1><p>The Landwasser Viaduct carries Rhaetian Railway "
+        "trains near Filisur.</p><script>ignored()</script></body></html>"
+    )
+    async with running_workers(dev_env.client):
+        created = await sluice(
+            dev_env, tenant, "index", "create", str(page), "-c", "alps", "--wait"
+        )
+    assert created.returncode == 0, created.stderr
+    assert "document collection:alps/viaduct.html" in created.stdout
+    assert ": succeeded" in created.stdout
+    shown = await sluice(dev_env, tenant, "index", "status", "collection:alps/viaduct.html")
+    assert shown.returncode == 0 and shown.stdout.count(" active ") == 4, shown.stdout
+    bad = await sluice(dev_env, tenant, "index", "update", "collection:alps/x", "--types", "nope")
+    assert bad.returncode == 2
+    assert only_line(bad.stderr) == (
+        "error: --types: unknown 'nope' (known: fulltext, graph, summary, vector)"
+    )
+    missing = await sluice(dev_env, tenant, "index", "update", "collection:alps/x")
+    assert missing.returncode == 2
+    assert only_line(missing.stderr) == "error: document 'collection:alps/x' does not exist"
