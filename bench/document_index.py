@@ -35,9 +35,8 @@ async def index_steps(docs: int) -> dict[str, list[float]]:
     tenant = "bench_" + uuid.uuid4().hex[:6]
     await migrate_tenant(tenant)
     embedders = Embedders(embedder_from_settings(get_settings()))
-    times: dict[str, list[float]] = {
-        k: [] for k in ("parse", "vector", "fulltext", "graph", "summary")
-    }
+    order = ("parse", "vector", "fulltext", "graph", "summary")
+    times: dict[str, list[float]] = {k: [] for k in order}
     files = sorted(GITDOCS.glob("*.md"))[:docs]
     steps: dict[str, Callable[[str], Awaitable[Any]]] = {
         "parse": lambda d: builds.parse_document(tenant, d),
