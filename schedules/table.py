@@ -123,8 +123,8 @@ JOBS: tuple[PeriodicJob, ...] = (
         timedelta(hours=1),
         "reconcile_document_indexes",
         TaskQueue.DOCPROCESSING,
-        "every document index whose observed version lags its desired one is rebuilt",
-        arrives_with="issue 16",
+        "documents whose vector, fulltext or graph index lags its desired version (pending, "
+        "creating, deleting) and whose index workflow is gone get it started again",
     ),
     PeriodicJob(
         "reconcile-summaries",
@@ -132,8 +132,8 @@ JOBS: tuple[PeriodicJob, ...] = (
         timedelta(minutes=1),
         "reconcile_document_summaries",
         TaskQueue.DOCPROCESSING,
-        "documents missing their summary index get one",
-        arrives_with="issue 16",
+        "documents whose summary index lags its desired version and whose index workflow "
+        "is gone get it started again",
     ),
     PeriodicJob(
         "collection-gc",
@@ -141,8 +141,8 @@ JOBS: tuple[PeriodicJob, ...] = (
         timedelta(minutes=10),
         "collect_deleted_collections",
         TaskQueue.CONNECTOR_DELETION,
-        "collections marked deleted lose their documents and indexes",
-        arrives_with="issue 16",
+        "collections marked deleted lose their documents, chunks, vectors, graph rows, "
+        "summaries, state rows and evaluations",
     ),
     PeriodicJob(
         "reconcile-evaluations",
@@ -150,8 +150,8 @@ JOBS: tuple[PeriodicJob, ...] = (
         timedelta(minutes=5),
         "run_pending_evaluations",
         TaskQueue.DOCPROCESSING,
-        "evaluation runs that are due (sluice eval over a qrels set) are run",
-        arrives_with="issue 16",
+        "pending evaluations of a collection (questions with expected documents) are run "
+        "and their hits@k and MRR stored",
     ),
 )
 

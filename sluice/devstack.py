@@ -33,7 +33,13 @@ def search_attribute_flags() -> dict[str, str]:
     """``{name: CLI type}`` for every key in :mod:`sluice.temporal.search`."""
     from sluice.temporal import search
 
-    names = {"KEYWORD": "Keyword", "INT": "Int", "TEXT": "Text", "BOOL": "Bool"}
+    names = {
+        "KEYWORD": "Keyword",
+        "INT": "Int",
+        "TEXT": "Text",
+        "BOOL": "Bool",
+        "KEYWORD_LIST": "KeywordList",
+    }
     return {
         key.name: names[key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_")]
         for key in search.ALL

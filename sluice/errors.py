@@ -48,6 +48,14 @@ class SwapInProgress(SluiceError):
     """A model swap is already building a new index generation for this tenant."""
 
 
+class DocumentParseError(ConfigurationError):
+    """A collection document cannot be parsed (unsupported type, not text, empty)."""
+
+
+class CollectionDeleted(SluiceError):
+    """The collection is deleted (or being collected): nothing new may be indexed in it."""
+
+
 NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ConfigurationError.__name__,
     ConnectorConfigError.__name__,
@@ -58,4 +66,6 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     AttemptClosed.__name__,
     CcPairDeleted.__name__,
     SwapInProgress.__name__,
+    DocumentParseError.__name__,
+    CollectionDeleted.__name__,
 ]

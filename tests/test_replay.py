@@ -30,19 +30,23 @@ from temporalio.worker import Replayer
 from schedules.models import SweepInput
 from sluice import connector_ops, model_swap
 from sluice.ccpairs import list_cc_pairs
+from sluice.documents import ops as document_ops
 from sluice.index.generations import EmbeddingSpec
 from sluice.indexing.models import RunState, RunTuning
 from sluice.queues import TaskQueue
+from sluice.scheduler import TemporalTaskScheduler
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.workflow_ids import (
     connector_workflow_id,
     deletion_workflow_id,
+    document_index_workflow_id,
     pruning_workflow_id,
 )
 from tests.support import FAST, eventually, running_workers
 from tests.unguarded_change import UnguardedChange
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
+from workflows.document_index import DocumentIndexWorkflow
 from workflows.model_swap import ModelSwapWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sweep import SweepWorkflow
@@ -62,6 +66,8 @@ SCENARIOS = (
     "connector_pruned",
     "pruning_workflow",
     "sweep_reconcile",
+    "document_index_created",
+    "document_index_create_then_delete",
 )
 OTHER_WORKFLOW_TYPES = (
     "deletion_workflow",
@@ -69,6 +75,8 @@ OTHER_WORKFLOW_TYPES = (
     "model_swap_canceled",
     "pruning_workflow",
     "sweep_reconcile",
+    "document_index_created",
+    "document_index_create_then_delete",
 )
 
 
@@ -81,6 +89,7 @@ def replayer(*workflows: type) -> Replayer:
             ModelSwapWorkflow,
             ConnectorPruningWorkflow,
             SweepWorkflow,
+            DocumentIndexWorkflow,
         ],
         data_converter=pydantic_data_converter,
         interceptors=[TenantInterceptor()],
@@ -128,6 +137,7 @@ async def test_record_histories(dev_env: WorkflowEnvironment, tenant: str) -> No
         await _record_deleting(client, tenant)
         await _record_model_swaps(client, tenant)
         await _record_pruning_and_sweep(client, tenant)
+        await _record_document_index(client, tenant)
 
 
 async def _save(handle: WorkflowHandle[Any, Any], name: str) -> None:
@@ -244,6 +254,24 @@ async def _record_pruning_and_sweep(client: Client, tenant: str) -> None:
     )
     await sweep.result()
     await _save(sweep, "sweep_reconcile")
+
+
+async def _record_document_index(client: Client, tenant: str) -> None:
+    """Seed 002: one round building every type; then a create and a delete requested back
+    to back (the delete arrives as a ``recheck`` signal during the first round)."""
+    scheduler = TemporalTaskScheduler(client, tenant)
+    text = b"The Glacier Express crosses the Landwasser Viaduct. Rhaetian Railway runs it."
+    created = await document_ops.add_document(tenant, "recorded", "a.md", text)
+    await scheduler.schedule_create_index(created, [])
+    handle = client.get_workflow_handle(document_index_workflow_id(tenant, created))
+    await handle.result()
+    await _save(handle, "document_index_created")
+    both = await document_ops.add_document(tenant, "recorded", "b.md", text)
+    await scheduler.schedule_create_index(both, ["vector", "fulltext"])
+    await scheduler.schedule_delete_index(both, ["vector", "fulltext"])
+    handle = client.get_workflow_handle(document_index_workflow_id(tenant, both))
+    await handle.result()
+    await _save(handle, "document_index_create_then_delete")
 
 
 async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:

@@ -80,7 +80,8 @@ async def test_sync_creates_updates_deletes_and_keeps_a_pause(
     assert rows["checkpoint-cleanup"].state == "paused"
     assert rows["connector-reconcile"].state == "active"
     assert rows["connector-reconcile"].next_run_at is not None
-    assert rows["reconcile-indexes"].state.startswith("declared (arrives with issue 16")
+    assert rows["reconcile-indexes"].state == "active"  # seed 002's jobs arrived (issue 16)
+    assert rows["monitoring"].state.startswith("declared (arrives with issue 18")
 
 
 async def test_tenant_add_and_remove_carry_their_schedules(dev_env: WorkflowEnvironment) -> None:

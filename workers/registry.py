@@ -9,6 +9,8 @@ from temporalio.client import Client
 
 from activities import attempts, bulk, deletion, docfetching, probe, pruning, settings
 from activities.docprocessing import DocProcessingActivities
+from activities.document_index import DocumentIndexActivities
+from activities.document_sweeps import DocumentSweepActivities
 from activities.generations import GenerationActivities
 from activities.sweeps import SweepActivities
 from schedules.table import JOBS
@@ -18,6 +20,7 @@ from sluice.queues import TaskQueue
 from workflows.bulk import BulkConnectorsWorkflow
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
+from workflows.document_index import DocumentIndexWorkflow
 from workflows.model_swap import ModelSwapWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sweep import SweepWorkflow
@@ -30,16 +33,64 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         ModelSwapWorkflow,
         SweepWorkflow,
         ConnectorPruningWorkflow,
+        DocumentIndexWorkflow,
     ],
 }
 
 
 def sweep_activities(queue: TaskQueue, client: Client) -> list[Callable[..., Any]]:
-    """The schedules' sweep activities that run on ``queue`` (the table routes them)."""
-    sweeps = SweepActivities(client)
+    """The schedules' sweep activities that run on ``queue`` (the table routes them).
+
+    A job's activity is a method of one of the sweep classes (seed 000's, seed 002's),
+    found by name.
+    """
+    owners: tuple[object, ...] = (SweepActivities(client), DocumentSweepActivities(client))
     return [
-        getattr(sweeps, job.activity) for job in JOBS if job.enabled and job.task_queue is queue
+        _sweep_method(owners, job.activity)
+        for job in JOBS
+        if job.enabled and job.task_queue is queue
     ]
+
+
+def _sweep_method(owners: tuple[object, ...], name: str) -> Callable[..., Any]:
+    for owner in owners:
+        method = getattr(owner, name, None)
+        if method is not None:
+            return method  # type: ignore[no-any-return]
+    raise LookupError(f"no sweep activity named {name!r} (schedules/table.py)")
+
+
+def document_index_activities(
+    queue: TaskQueue, embedders: Callable[[], Embedders]
+) -> list[Callable[..., Any]]:
+    """Seed 002's document-index activities on ``queue`` (see sluice/temporal/policies.py)."""
+    if queue not in DOCUMENT_INDEX_QUEUES:
+        return []
+    acts = DocumentIndexActivities(embedders())
+    by_queue: dict[TaskQueue, list[Callable[..., Any]]] = {
+        TaskQueue.USER_FILE_PROCESSING: [
+            acts.claim_document_work,
+            acts.parse_document,
+            acts.record_index_failure,
+            acts.notify_document_indexed,
+        ],
+        TaskQueue.DOCPROCESSING: [
+            acts.build_vector_index,
+            acts.build_fulltext_index,
+            acts.build_summary_index,
+        ],
+        TaskQueue.SANDBOX: [acts.build_graph_index],
+        TaskQueue.CONNECTOR_DELETION: [acts.delete_document_indexes],
+    }
+    return by_queue[queue]
+
+
+DOCUMENT_INDEX_QUEUES = (
+    TaskQueue.USER_FILE_PROCESSING,
+    TaskQueue.DOCPROCESSING,
+    TaskQueue.SANDBOX,
+    TaskQueue.CONNECTOR_DELETION,
+)
 
 
 def activities_for(
@@ -64,12 +115,19 @@ def activities_for(
         ],
     }
     found = list(table.get(queue, []))
+    shared: list[Embedders] = []
+
+    def embedders() -> Embedders:
+        # One provider cache per queue's worker: indexing, re-embedding and the document
+        # indexes share loaded models; built only for queues that embed.
+        if not shared:
+            shared.append(Embedders(embedder_factory()))
+        return shared[0]
+
     if queue is TaskQueue.DOCPROCESSING:
-        # One provider cache per worker: indexing and re-embedding share loaded models.
-        embedders = Embedders(embedder_factory())
-        generations = GenerationActivities(embedders)
+        generations = GenerationActivities(embedders())
         found += [
-            DocProcessingActivities(embedders).process_batch,
+            DocProcessingActivities(embedders()).process_batch,
             generations.start_generation,
             generations.embed_generation_pages,
             generations.build_generation_index,
@@ -77,4 +135,5 @@ def activities_for(
             generations.abandon_generation,
             generations.drop_generation_vectors,
         ]
+    found += document_index_activities(queue, embedders)
     return [*found, *sweep_activities(queue, client), probe.queue_probe]

@@ -1,4 +1,5 @@
-"""``sluice index switch-model|generations``: the document index's embedding generations."""
+"""``sluice index``: embedding generations (``switch-model``, ``generations``) and seed 002's
+document indexes (``create``, ``update``, ``delete``, ``status``: ``document_index.py``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from typing import TYPE_CHECKING
 import typer
 from pydantic import ValidationError
 
+from sluice.cli import document_index
 from sluice.cli.common import TenantOption, fail, run, tenant
 
 if TYPE_CHECKING:
     from sluice.index.generations import EmbeddingSpec
 
-app = typer.Typer(help="The document index: embedding model generations.", no_args_is_help=True)
+app = typer.Typer(
+    help="The document index: embedding model generations; collection documents' indexes.",
+    no_args_is_help=True,
+)
 
 
 def _spec(provider: str, dim: int, model: str | None, base_url: str | None) -> EmbeddingSpec:
@@ -124,3 +129,6 @@ def generations(
             str(r.id), r.name, status, vectors, embedded, r.created_at[:19], r.error or ""
         )
     Console().print(table)
+
+
+document_index.register(app)

@@ -43,6 +43,7 @@ class ActivityPolicy:
     schedule_to_close: timedelta | None = None
     initial_interval: timedelta = timedelta(seconds=1)
     maximum_interval: timedelta = timedelta(seconds=30)
+    backoff_coefficient: float = 2.0
 
     def options(self, **overrides: Any) -> dict[str, Any]:
         policy = replace(self, **overrides) if overrides else self
@@ -53,7 +54,7 @@ class ActivityPolicy:
             "heartbeat_timeout": policy.heartbeat,
             "retry_policy": RetryPolicy(
                 initial_interval=policy.initial_interval,
-                backoff_coefficient=2.0,
+                backoff_coefficient=policy.backoff_coefficient,
                 maximum_interval=policy.maximum_interval,
                 maximum_attempts=policy.maximum_attempts,
                 non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
@@ -194,3 +195,54 @@ PRUNE = ActivityPolicy(
     schedule_to_close=timedelta(hours=6),
 )
 """List the source and unlink what vanished; a retry lists again (idempotent)."""
+
+# --- seed 002: document indexes (workflows/document_index.py) -----------------------------
+
+DOCUMENT_BOOKKEEPING = ActivityPolicy(
+    task_queue=TaskQueue.USER_FILE_PROCESSING,
+    start_to_close=timedelta(seconds=30),
+    heartbeat=None,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(days=1),
+)
+"""Claim a round's work, record a failure, publish the outcome: short and idempotent,
+retried until Postgres answers (a state row must never stay ``creating``)."""
+
+SEED_RETRY = {
+    "maximum_attempts": 4,
+    "initial_interval": timedelta(seconds=60),
+    "maximum_interval": timedelta(seconds=60),
+    "backoff_coefficient": 1.0,
+}
+"""The seed's retries: 3 more attempts, 60 s apart, then the failure handler."""
+
+DOCUMENT_PARSE = ActivityPolicy(
+    task_queue=TaskQueue.USER_FILE_PROCESSING,
+    start_to_close=timedelta(minutes=5),
+    heartbeat=None,
+    **SEED_RETRY,  # type: ignore[arg-type]
+)
+"""Parse an uploaded document's bytes (user files: the queue the seed's uploads use)."""
+
+DOCUMENT_INDEX_STEP = ActivityPolicy(
+    task_queue=TaskQueue.DOCPROCESSING,
+    start_to_close=timedelta(minutes=30),
+    heartbeat=timedelta(seconds=60),
+    **SEED_RETRY,  # type: ignore[arg-type]
+)
+"""Build one index type of one document (vector, fulltext and summary: docprocessing, where
+the embedding model is loaded; graph: ``sandbox`` on the heavy worker). Heartbeats every
+few seconds while it works."""
+
+GRAPH_QUEUE = TaskQueue.SANDBOX
+"""The graph step's queue: the heavy worker (few slots, CPU-bound extraction and per
+collection serialised merges), so it never holds docprocessing's embedding slots."""
+
+DOCUMENT_DELETE = ActivityPolicy(
+    task_queue=TaskQueue.CONNECTOR_DELETION,
+    start_to_close=timedelta(minutes=5),
+    heartbeat=None,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(days=1),
+)
+"""Remove index data and state rows of one document: idempotent, retried until done."""

@@ -19,6 +19,7 @@ PRUNING = "ConnectorPruningWorkflow"
 BULK = "BulkConnectorsWorkflow"
 MODEL_SWAP = "ModelSwapWorkflow"
 SWEEP = "SweepWorkflow"
+DOCUMENT_INDEX = "DocumentIndexWorkflow"
 
 
 def connector_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
@@ -42,3 +43,10 @@ def bulk_workflow_id(request: BulkRequest) -> str:
 def model_swap_workflow_id(tenant_id: str) -> str:
     """One swap per tenant: a second request finds the first."""
     return f"model-swap/{tenant_id}"
+
+
+def document_index_workflow_id(tenant_id: str, document_id: str) -> str:
+    """One index workflow per document: its index types build side by side in it, and a
+    request made while it runs (a version bump, a delete) is a signal to it, so two builds
+    of one document (and so of one document and index type) never run at once."""
+    return f"document-index/{tenant_id}/{document_id}"
