@@ -34,7 +34,7 @@ from sluice.ccpairs import (
     mark_cc_pair_deleting,
 )
 from sluice.connectors.registry import CONNECTORS
-from sluice.db.models import CcPairStatus
+from sluice.db.statuses import CcPairStatus
 from sluice.errors import ConfigurationError, NotFoundError
 from sluice.indexing.models import (
     ConnectorProgress,

@@ -86,8 +86,9 @@ async def test_connector_list_reads_postgres_without_temporal_or_the_model(tenan
     code, output, heavy = await loaded("connector", "list", tenant=tenant)
     assert code == 0, output
     assert "source" in output and "status" in output  # the table's header
-    assert "sqlalchemy" in heavy  # it did read the database
-    assert not heavy & {"temporalio", "workflows", "activities", "wordllama", "numpy"}
+    assert "asyncpg" in heavy  # it did read the database, on a raw connection
+    assert not heavy & {"sqlalchemy", "httpx", "temporalio", "workflows", "activities"}
+    assert not heavy & {"wordllama", "numpy"}
 
 
 async def test_search_embeds_without_temporal(tenant: str) -> None:
