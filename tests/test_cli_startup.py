@@ -95,4 +95,12 @@ async def test_search_embeds_without_temporal(tenant: str) -> None:
     code, output, heavy = await loaded("search", "how does a connector resume", tenant=tenant)
     assert code == 0, output
     assert "wordllama" in heavy  # the query was embedded with the local model
-    assert not heavy & {"temporalio", "workflows", "activities"}
+    assert not heavy & {"temporalio", "workflows", "activities", "sqlalchemy"}
+
+
+async def test_index_generations_reads_postgres_without_temporal(tenant: str) -> None:
+    code, output, heavy = await loaded("index", "generations", tenant=tenant)
+    assert code == 0, output
+    assert "live" in output
+    assert "asyncpg" in heavy
+    assert not heavy & {"sqlalchemy", "temporalio", "workflows", "activities", "numpy"}
