@@ -2,22 +2,28 @@
 
 Validation runs before any row is written, so a bad request creates nothing.
 Credentials are stored but never returned by the listing nor logged.
+
+Reads (:func:`list_cc_pairs`, :func:`get_cc_pair`) are plain SQL on a raw connection, so
+``sluice connector list`` loads neither SQLAlchemy nor the connectors (see
+:mod:`sluice.db.raw`); writes use the ORM, and validating a config loads the connector
+registry, both imported where they are used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from sluice.connectors.registry import validate_config
-from sluice.db.models import CcPairStatus, ConnectorCredentialPair, Credential
-from sluice.db.models import Connector as ConnectorRow
-from sluice.db.session import tenant_session
+from sluice.db.raw import raw_tenant_connection
+from sluice.db.statuses import CcPairStatus
 from sluice.errors import ConfigurationError, NotFoundError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from sluice.db.models import Connector as ConnectorRow
+    from sluice.db.models import ConnectorCredentialPair
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ def check_request(
     """Everything a new cc-pair must satisfy, checked without writing; the normalised config."""
     _check_interval("refresh_interval_seconds", refresh_interval_seconds)
     _check_interval("prune_interval_seconds", prune_interval_seconds)
+    from sluice.connectors.registry import validate_config
+
     return validate_config(source, config)
 
 
@@ -65,6 +73,10 @@ async def create_cc_pair(
     if not name.strip():
         raise ConfigurationError("name must not be empty")
     normalised = check_request(source, config, refresh_interval_seconds, prune_interval_seconds)
+    from sluice.db.models import Connector as ConnectorRow
+    from sluice.db.models import ConnectorCredentialPair, Credential
+    from sluice.db.session import tenant_session
+
     async with tenant_session(tenant_id) as session:
         await _refuse_duplicate_name(session, name)
         connector = ConnectorRow(name=name, source=source, config=normalised)
@@ -90,6 +102,10 @@ async def create_cc_pair(
 
 async def _refuse_duplicate_name(session: AsyncSession, name: str) -> None:
     """Names identify connectors to people (`connector list`, the Web UI): one per tenant."""
+    from sqlalchemy import select
+
+    from sluice.db.models import ConnectorCredentialPair
+
     taken = (
         await session.execute(
             select(ConnectorCredentialPair.id, ConnectorCredentialPair.status).where(
@@ -119,34 +135,42 @@ def _info(pair: ConnectorCredentialPair, connector: ConnectorRow) -> CcPairInfo:
     )
 
 
+_SELECT_INFO = """
+    SELECT p.id, p.name, c.source, c.config, p.status, p.refresh_interval_seconds,
+           p.prune_interval_seconds, p.consecutive_failures, p.flag_reason,
+           p.last_successful_index_at
+    FROM connector_credential_pair p JOIN connector c ON c.id = p.connector_id
+"""
+
+
+def _info_from_row(row: Any) -> CcPairInfo:
+    return CcPairInfo(**dict(row.items()))
+
+
 async def list_cc_pairs(tenant_id: str) -> list[CcPairInfo]:
-    async with tenant_session(tenant_id) as session:
-        rows = await session.execute(
-            select(ConnectorCredentialPair, ConnectorRow)
-            .join(ConnectorRow, ConnectorRow.id == ConnectorCredentialPair.connector_id)
-            .order_by(ConnectorCredentialPair.id)
-        )
-        return [_info(pair, connector) for pair, connector in rows.all()]
+    async with raw_tenant_connection(tenant_id) as raw:
+        rows = await raw.fetch(_SELECT_INFO + "ORDER BY p.id")
+    return [_info_from_row(r) for r in rows]
 
 
 async def get_cc_pair(tenant_id: str, cc_pair_id: int) -> CcPairInfo:
-    async with tenant_session(tenant_id) as session:
-        row = (
-            await session.execute(
-                select(ConnectorCredentialPair, ConnectorRow)
-                .join(ConnectorRow, ConnectorRow.id == ConnectorCredentialPair.connector_id)
-                .where(ConnectorCredentialPair.id == cc_pair_id)
-            )
-        ).first()
-        if row is None:
-            raise NotFoundError(f"cc-pair {cc_pair_id} does not exist in tenant {tenant_id!r}")
-        return _info(row[0], row[1])
+    async with raw_tenant_connection(tenant_id) as raw:
+        row = await raw.fetchrow(_SELECT_INFO + "WHERE p.id = $1", cc_pair_id)
+    if row is None:
+        raise NotFoundError(f"cc-pair {cc_pair_id} does not exist in tenant {tenant_id!r}")
+    return _info_from_row(row)
 
 
 async def load_connector_settings(
     tenant_id: str, cc_pair_id: int
 ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
     """(source, config, credential secret) for the fetch activity; the secret stays in memory."""
+    from sqlalchemy import select
+
+    from sluice.db.models import Connector as ConnectorRow
+    from sluice.db.models import ConnectorCredentialPair, Credential
+    from sluice.db.session import tenant_session
+
     async with tenant_session(tenant_id) as session:
         row = (
             await session.execute(
@@ -174,6 +198,10 @@ async def update_cc_pair_settings(
     usable included) and store it with the interval, in one transaction; nothing is
     written if anything is invalid. An interval of 0 means "index-now only"."""
     interval = refresh_interval_seconds or None
+    from sluice.db.models import Connector as ConnectorRow
+    from sluice.db.models import ConnectorCredentialPair
+    from sluice.db.session import tenant_session
+
     async with tenant_session(tenant_id) as session:
         pair = await session.get(ConnectorCredentialPair, cc_pair_id)
         if pair is None:
@@ -193,10 +221,9 @@ async def update_cc_pair_settings(
 
 async def mark_cc_pair_deleting(tenant_id: str, cc_pair_id: int) -> None:
     """Show the pair as ``deleting`` at once (``connector list``), before its workflow stops."""
-    from sluice.db.session import tenant_connection
     from sluice.indexing.deletion import mark_deleting
 
-    async with tenant_connection(tenant_id) as (_, raw):
+    async with raw_tenant_connection(tenant_id) as raw:
         if not await mark_deleting(raw, cc_pair_id):
             raise NotFoundError(f"cc-pair {cc_pair_id} does not exist in tenant {tenant_id!r}")
 
@@ -204,6 +231,10 @@ async def mark_cc_pair_deleting(tenant_id: str, cc_pair_id: int) -> None:
 async def delete_cc_pair_rows(tenant_id: str, cc_pair_id: int) -> int:
     """Delete the cc-pair, the documents only it held, and its connector. Idempotent."""
     from sqlalchemy import text
+
+    from sluice.db.models import Connector as ConnectorRow
+    from sluice.db.models import ConnectorCredentialPair
+    from sluice.db.session import tenant_session
 
     async with tenant_session(tenant_id) as session:
         pair = await session.get(ConnectorCredentialPair, cc_pair_id)

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + url[len(prefix) :]
         return url
 
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The database URL as asyncpg's own ``connect`` takes it (no driver suffix)."""
+        url = self.sqlalchemy_url
+        return "postgresql://" + url.removeprefix("postgresql+asyncpg://")
+
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _SECRET_NAMES = ("KEY", "PASSWORD", "SECRET", "TOKEN")

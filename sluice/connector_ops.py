@@ -33,8 +33,7 @@ from sluice.ccpairs import (
     get_cc_pair,
     mark_cc_pair_deleting,
 )
-from sluice.connectors.registry import CONNECTORS
-from sluice.db.models import CcPairStatus
+from sluice.db.statuses import CcPairStatus
 from sluice.errors import ConfigurationError, NotFoundError
 from sluice.indexing.models import (
     ConnectorProgress,
@@ -242,6 +241,8 @@ async def retry_failed(client: Client, tenant_id: str, cc_pair_id: int) -> None:
     pair = await get_cc_pair(tenant_id, cc_pair_id)
     if pair.status == CcPairStatus.DELETING.value:
         raise ConfigurationError(f"cc-pair {cc_pair_id} is being deleted")
+    from sluice.connectors.registry import CONNECTORS  # the connectors load httpx and more
+
     source = CONNECTORS.get(pair.source)
     if source is None or not source.fetches_by_id():
         raise ConfigurationError(

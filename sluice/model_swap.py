@@ -1,21 +1,17 @@
 """Client-side operations on index generations: switch the embedding model, cancel, watch.
 
 Used by ``sluice index switch-model|generations`` and the tests alike. The workflow is
-addressed by name, so this module needs no workflow code.
+addressed by name, so this module needs no workflow code; the Temporal SDK loads in the
+functions that talk to Temporal, so ``generations`` (a database read) does without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
-
-from sluice.db.session import tenant_connection
+from sluice.db.raw import raw_tenant_connection
 from sluice.errors import NotFoundError, SwapInProgress
 from sluice.index.generations import (
     EmbeddingSpec,
@@ -30,13 +26,16 @@ from sluice.index.swap_models import (
     SwapResult,
 )
 from sluice.queues import TaskQueue
-from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
 from sluice.temporal.workflow_ids import MODEL_SWAP, model_swap_workflow_id
 
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+
 
 async def generations(tenant_id: str) -> list[GenerationInfo]:
-    async with tenant_connection(tenant_id) as (_, raw):
+    """Every generation of the tenant's index (a plain read: no Temporal, no SQLAlchemy)."""
+    async with raw_tenant_connection(tenant_id) as raw:
         return await list_generations(raw)
 
 
@@ -53,7 +52,16 @@ async def switch_model(
     Refused at once (nothing started) when the live generation already uses ``spec`` or
     a swap is running.
     """
-    async with tenant_connection(tenant_id) as (_, raw):
+    from temporalio.common import (
+        SearchAttributePair,
+        TypedSearchAttributes,
+        WorkflowIDConflictPolicy,
+    )
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from sluice.temporal import search
+
+    async with raw_tenant_connection(tenant_id) as raw:
         live = await live_generation(raw)
     if live.spec.name == spec.name:
         raise SameModel(f"the live index generation {live.id} already uses {spec.name}")
@@ -91,6 +99,9 @@ def _handle(client: Client, tenant_id: str) -> WorkflowHandle[Any, SwapResult]:
 
 async def running_swap(client: Client, tenant_id: str) -> SwapProgress | None:
     """The running swap's progress, or None when no swap is running."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
     handle = _handle(client, tenant_id)
     with tenant_scope(tenant_id):
         try:

@@ -3,8 +3,9 @@
 Each case runs the command in a fresh interpreter (through the same ``build_app`` the
 ``sluice`` entry point uses) and lists the heavy packages it imported. The assertions are
 about behaviour, not time: ``--help`` loads no database, Temporal or embedding code;
-``connector list`` reads Postgres without the Temporal SDK or the embedding model; a
-search embeds its query without the Temporal SDK.
+``connector list`` and ``index generations`` read Postgres without SQLAlchemy, the Temporal
+SDK or the embedding model; a search embeds its query without the Temporal SDK or
+SQLAlchemy; ``connector status`` asks Temporal with the client half of the SDK only.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import subprocess
 import sys
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 HEAVY = (
     "temporalio",
+    "temporalio.worker",
     "wordllama",
     "numpy",
     "tokenizers",
@@ -41,8 +44,7 @@ from sluice.cli.main import build_app, _COMMANDS
 
 args = sys.argv[1:]
 result = CliRunner().invoke(build_app(args[0] if args[0] in _COMMANDS else None), args)
-heavy = sorted({m.split(".")[0] if not m.startswith("sluice.") else m
-                for m in sys.modules if m.startswith(HEAVY)})
+heavy = sorted({h for m in sys.modules for h in HEAVY if m == h or m.startswith(h + ".")})
 print(json.dumps({"code": result.exit_code, "output": result.output, "heavy": heavy}))
 """
 
@@ -86,12 +88,36 @@ async def test_connector_list_reads_postgres_without_temporal_or_the_model(tenan
     code, output, heavy = await loaded("connector", "list", tenant=tenant)
     assert code == 0, output
     assert "source" in output and "status" in output  # the table's header
-    assert "sqlalchemy" in heavy  # it did read the database
-    assert not heavy & {"temporalio", "workflows", "activities", "wordllama", "numpy"}
+    assert "asyncpg" in heavy  # it did read the database, on a raw connection
+    assert not heavy & {"sqlalchemy", "httpx", "temporalio", "workflows", "activities"}
+    assert not heavy & {"wordllama", "numpy"}
 
 
 async def test_search_embeds_without_temporal(tenant: str) -> None:
     code, output, heavy = await loaded("search", "how does a connector resume", tenant=tenant)
     assert code == 0, output
-    assert "wordllama" in heavy  # the query was embedded with the local model
-    assert not heavy & {"temporalio", "workflows", "activities"}
+    # The query was embedded with the local model: its tokenizer and weights are read from
+    # the wordllama wheel without importing the package (nor httpx, for OpenAI only).
+    assert "tokenizers" in heavy
+    assert not heavy & {"temporalio", "workflows", "activities", "sqlalchemy"}
+    assert not heavy & {"wordllama", "httpx"}
+
+
+async def test_index_generations_reads_postgres_without_temporal(tenant: str) -> None:
+    code, output, heavy = await loaded("index", "generations", tenant=tenant)
+    assert code == 0, output
+    assert "live" in output
+    assert "asyncpg" in heavy
+    assert not heavy & {"sqlalchemy", "temporalio", "workflows", "activities", "numpy"}
+
+
+async def test_connector_status_loads_only_the_temporal_client(
+    dev_env: WorkflowEnvironment, tenant: str
+) -> None:
+    # No workflow for cc-pair 1: Temporal says so, then the database is asked whether the
+    # pair exists (the raw path), and the command names what is missing.
+    code, output, heavy = await loaded("connector", "status", "1", tenant=tenant)
+    assert code == 2 and "cc-pair 1 does not exist" in output, output
+    assert "temporalio" in heavy
+    assert not heavy & {"temporalio.worker", "workflows", "activities"}
+    assert not heavy & {"sqlalchemy", "httpx", "numpy", "wordllama", "tokenizers"}

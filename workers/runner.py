@@ -20,10 +20,12 @@ from temporalio.worker import Worker
 
 from sluice.config import Settings
 from sluice.db.engine import dispose_engines
+from sluice.errors import ConfigurationError
 from sluice.health import Readiness, serve_health, standard_checks
 from sluice.index.embedding import EmbeddingProvider, embedder_from_settings
 from sluice.queues import TaskQueue
 from sluice.temporal.client import connect
+from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.policies import MAX_HEARTBEAT_THROTTLE, WORKER_GRACEFUL_SHUTDOWN
 from workers.kinds import WorkerKind, get_kind
 from workers.registry import WORKFLOWS, activities_for
@@ -60,6 +62,17 @@ def embedder_factory(settings: Settings) -> Callable[[], EmbeddingProvider]:
     return build
 
 
+def _require_tenant_interceptor(client: Client) -> None:
+    """Workers take the tenant interceptor from their client: one made by
+    ``connect(workers=True)`` (or the tests') has it; a CLI-style client does not, and its
+    activities would run without a tenant."""
+    if not any(isinstance(i, TenantInterceptor) for i in client.config()["interceptors"]):
+        raise ConfigurationError(
+            "this Temporal client cannot run workers: connect(settings, workers=True) "
+            "adds the tenant interceptor workers need"
+        )
+
+
 def build_workers(
     client: Client,
     kind: WorkerKind,
@@ -68,6 +81,7 @@ def build_workers(
     factory: Callable[[], EmbeddingProvider] | None = None,
 ) -> list[Worker]:
     """One Temporal ``Worker`` per queue of ``kind``; the embedder is shared by all."""
+    _require_tenant_interceptor(client)
     factory = factory or embedder_factory(settings)
     workers = []
     for queue in kind.queues:
@@ -95,7 +109,7 @@ async def run_worker(
     kind = get_kind(kind_name)
     identity = f"sluice-{kind.name}-{os.getpid()}@{socket.gethostname()}"
     structlog.contextvars.bind_contextvars(worker_kind=kind.name)
-    client = await connect(settings)
+    client = await connect(settings, workers=True)
     if TaskQueue.PRIMARY in kind.queues:
         await sync_schedules_at_start(client, settings)
     factory = embedder_factory(settings)

@@ -9,18 +9,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from sluice.config import Settings, get_settings
+from sluice.db.raw import APPLICATION_NAME, COMMAND_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS
 
 _engines: dict[str, AsyncEngine] = {}
-
-CONNECT_TIMEOUT_SECONDS = 10
-"""A Postgres that is down refuses at once; one that is frozen would hang forever."""
-
-COMMAND_TIMEOUT_SECONDS = 60
-"""No statement Sluice runs takes this long (a COPY is 1,000 rows); a frozen server fails
-instead of hanging, so the activity's retry (with a fresh connection) takes over. A stuck
-query costs up to twice this: the rollback's cancel request also waits for the server
-(measured in tests/test_pgfaults.py). A migration that builds a large index needs its
-own, longer timeout."""
 
 POOL_TIMEOUT_SECONDS = 30
 
@@ -50,7 +41,7 @@ def get_engine(settings: Settings | None = None, *, pool_size: int = 10) -> Asyn
             pool_pre_ping=True,
             pool_timeout=POOL_TIMEOUT_SECONDS,
             connect_args={
-                "server_settings": {"application_name": "sluice"},
+                "server_settings": {"application_name": APPLICATION_NAME},
                 "timeout": CONNECT_TIMEOUT_SECONDS,
                 "command_timeout": COMMAND_TIMEOUT_SECONDS,
             },

@@ -10,7 +10,6 @@ Temporal workflow history.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -32,35 +31,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Defined without SQLAlchemy (light read paths use them); re-exported here.
+from sluice.db.statuses import AttemptStatus as AttemptStatus
+from sluice.db.statuses import CcPairStatus as CcPairStatus
+
 TENANT_SCHEMA = "tenant"
 """Placeholder schema name, translated per session to the tenant's schema."""
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(schema=TENANT_SCHEMA)
-
-
-class CcPairStatus(StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"
-    INVALID = "invalid"
-    DELETING = "deleting"
-
-
-class AttemptStatus(StrEnum):
-    """Statuses that tell faults apart (DESIGN §4.2): canceled and interrupted are resumable."""
-
-    NOT_STARTED = "not_started"
-    IN_PROGRESS = "in_progress"
-    SUCCESS = "success"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    INTERRUPTED = "interrupted"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self not in (AttemptStatus.NOT_STARTED, AttemptStatus.IN_PROGRESS)
 
 
 class Connector(Base):

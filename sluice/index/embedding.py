@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
+import importlib.util
 import os
 import random
 import threading
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import httpx
 import numpy as np
 
 from sluice.config import Settings
@@ -37,6 +36,7 @@ from sluice.errors import BadCredentialsError, ConfigurationError, SluiceError
 from sluice.logging import get_logger
 
 if TYPE_CHECKING:
+    import httpx
     from tokenizers import Tokenizer
 
 log = get_logger(__name__)
@@ -94,6 +94,7 @@ WORDLLAMA_DIMS: tuple[int, ...] = (64, 128, 256)
 """Dimensions the bundled 256-d weights can serve: WordLlama is Matryoshka-trained,
 so a prefix of the vector is itself an embedding."""
 _WORDLLAMA_FILE_DIM = 256
+_WORDLLAMA_TENSOR = "embedding.weight"
 _LONG_TEXT_CHARS = 20_000
 """Above this, pool by token counts instead of gathering one row per token, so a
 pathological multi-megabyte text costs O(vocabulary) memory, not O(tokens x dim)."""
@@ -101,7 +102,7 @@ pathological multi-megabyte text costs O(vocabulary) memory, not O(tokens x dim)
 
 @dataclass(frozen=True)
 class _LocalModel:
-    tokenizer: Tokenizer  # padding enabled by WordLlama: ids form a rectangle
+    tokenizer: Tokenizer  # padding enabled: ids form a rectangle
     matrix: np.ndarray  # (vocabulary, 256) float32 token embeddings
 
 
@@ -121,31 +122,43 @@ def _load_local_model() -> _LocalModel:
 
 
 def _read_bundled_model() -> _LocalModel:
-    # wordllama calls logging.basicConfig(INFO) at import time; undo that so it does
-    # not add a stray stderr handler when Sluice's logging is not configured yet.
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    import wordllama
+    """The weights and tokenizer shipped in the ``wordllama`` wheel, read without importing
+    ``wordllama``: its package import costs about a second (requests, its training and
+    config modules) and calls ``logging.basicConfig(INFO)``. What it would do is repeated
+    here: safetensors weights, a tokenizer padding every batch to a rectangle, no
+    truncation (``WordLlama.load``; a test checks the vectors are the library's)."""
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
 
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    # The wheel ships weights/ and tokenizers/, but WordLlama looks for the tokenizer
-    # in "<package>/tokenizer/"; as cache_dir the package dir has the expected layout.
-    package_dir = Path(wordllama.__file__).parent
-    try:
-        inference = wordllama.WordLlama.load(
-            config=WORDLLAMA_CONFIG,
-            cache_dir=package_dir,
-            dim=_WORDLLAMA_FILE_DIM,
-            disable_download=True,
-        )
-    except FileNotFoundError as exc:
+    package_dir = _wordllama_dir()
+    weights = package_dir / "weights" / f"{WORDLLAMA_CONFIG}_{_WORDLLAMA_FILE_DIM}.safetensors"
+    tokenizer_file = package_dir / "tokenizers" / f"{WORDLLAMA_CONFIG}_tokenizer_config.json"
+    for path in (weights, tokenizer_file):
+        if not path.is_file():
+            from importlib.metadata import version
+
+            raise ConfigurationError(
+                f"the WordLlama model bundled with wordllama {version('wordllama')} was not "
+                f"found ({path}); reinstall wordllama or set EMBEDDING_PROVIDER=openai"
+            )
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_padding()
+    tokenizer.no_truncation()
+    with safe_open(str(weights), framework="np", device="cpu") as f:
+        matrix = np.ascontiguousarray(f.get_tensor(_WORDLLAMA_TENSOR), dtype=np.float32)
+    return _LocalModel(tokenizer=tokenizer, matrix=matrix)
+
+
+def _wordllama_dir() -> Path:
+    """Where the ``wordllama`` package is installed, found without executing it."""
+    spec = importlib.util.find_spec("wordllama")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
         raise ConfigurationError(
-            f"the WordLlama model bundled with wordllama {wordllama.__version__} was not "
-            f"found ({exc}); reinstall wordllama or set EMBEDDING_PROVIDER=openai"
-        ) from exc
-    matrix = np.ascontiguousarray(inference.embedding, dtype=np.float32)
-    return _LocalModel(tokenizer=inference.tokenizer, matrix=matrix)
+            "the wordllama package (the local embedding model) is not installed; "
+            "install it or set EMBEDDING_PROVIDER=openai"
+        )
+    return Path(locations[0])
 
 
 @functools.cache
@@ -365,6 +378,8 @@ class OpenAIEmbeddingProvider:
         return f"OpenAIEmbeddingProvider(url={self.url!r}, model={self.model!r}, dim={self.dim})"
 
     def _new_client(self) -> httpx.AsyncClient:
+        import httpx  # only this provider needs it: search with the local model does not
+
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -419,6 +434,8 @@ class OpenAIEmbeddingProvider:
         return np.concatenate([task.result() for task in tasks], axis=0)
 
     async def _embed_batch(self, client: httpx.AsyncClient, batch: list[str]) -> Vectors:
+        import httpx
+
         payload = {"model": self.model, "input": batch, "dimensions": self.dim}
         attempt = 0
         while True:

@@ -167,16 +167,16 @@ async def _hybrid_once(
     filters: Filters,
 ) -> tuple[int, list[SearchHit]]:
     from sluice.config import get_settings
-    from sluice.db.session import tenant_connection
+    from sluice.db.raw import raw_tenant_connection
     from sluice.index.generations import live_generation
     from sluice.index.store import hybrid_search
 
     settings = get_settings()
-    async with tenant_connection(tenant_id) as (_, raw):
+    async with raw_tenant_connection(tenant_id) as raw:
         generation = await live_generation(raw)
     embedder = _query_embedders().for_spec(generation.spec)
     vector = (await embedder.embed([query]))[0]
-    async with tenant_connection(tenant_id) as (_, raw):
+    async with raw_tenant_connection(tenant_id, vectors=True) as raw:
         hits = await hybrid_search(
             raw,
             query,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sluice.connectors.models import DocumentFailure
-from sluice.db.models import AttemptStatus
+from sluice.db.statuses import AttemptStatus
 from sluice.errors import CcPairDeleted
 from sluice.indexing.models import AttemptCounts, ProcessResult
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sluice.db.models import AttemptStatus
+from sluice.db.statuses import AttemptStatus
 
 OPEN = [AttemptStatus.NOT_STARTED.value, AttemptStatus.IN_PROGRESS.value]
 

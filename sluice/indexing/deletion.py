@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sluice.db.models import CcPairStatus
+from sluice.db.statuses import CcPairStatus
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sluice.db.models import CcPairStatus
+from sluice.db.statuses import CcPairStatus
 
 
 async def vanished_documents(raw: Any, cc_pair_id: int, listed: Iterable[str]) -> list[str]:

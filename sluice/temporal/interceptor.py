@@ -6,11 +6,12 @@ that, the ``tenant_id`` field of the workflow input) is remembered and stamped o
 every activity, child workflow and continue-as-new. In an activity it is bound to
 the context variable that tenant-bound DB sessions read, and to structlog's
 context with the workflow and activity IDs, so every log line names the tenant.
+
+The client half is :mod:`sluice.temporal.client_interceptor` (what the CLI loads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import structlog
@@ -22,42 +23,19 @@ import temporalio.exceptions
 import temporalio.worker
 import temporalio.workflow
 
-from sluice.temporal.tenant_context import (
-    TENANT_HEADER,
-    _current_tenant,
-    maybe_current_tenant,
-    set_tenant,
+from sluice.temporal.client_interceptor import (
+    Headers,
+    TenantClientInterceptor,
+    _decode,
+    with_tenant,
 )
+from sluice.temporal.tenant_context import _current_tenant, set_tenant
 
-Headers = Mapping[str, temporalio.api.common.v1.Payload]
 _log = structlog.get_logger(__name__)
 
 
-def _encode(tenant_id: str) -> temporalio.api.common.v1.Payload:
-    return temporalio.converter.PayloadConverter.default.to_payload(tenant_id)
-
-
-def _decode(headers: Headers) -> str | None:
-    payload = headers.get(TENANT_HEADER)
-    if payload is None:
-        return None
-    value = temporalio.converter.PayloadConverter.default.from_payload(payload, str)
-    return value if isinstance(value, str) else None
-
-
-def with_tenant(headers: Headers, tenant_id: str | None) -> Headers:
-    if tenant_id is None:
-        return headers
-    return {**headers, TENANT_HEADER: _encode(tenant_id)}
-
-
-class TenantInterceptor(temporalio.client.Interceptor, temporalio.worker.Interceptor):
+class TenantInterceptor(TenantClientInterceptor, temporalio.worker.Interceptor):
     """Register on the client; workers built from that client inherit it."""
-
-    def intercept_client(
-        self, next: temporalio.client.OutboundInterceptor
-    ) -> temporalio.client.OutboundInterceptor:
-        return _ClientOutbound(next)
 
     def intercept_activity(
         self, next: temporalio.worker.ActivityInboundInterceptor
@@ -68,38 +46,6 @@ class TenantInterceptor(temporalio.client.Interceptor, temporalio.worker.Interce
         self, input: temporalio.worker.WorkflowInterceptorClassInput
     ) -> type[temporalio.worker.WorkflowInboundInterceptor] | None:
         return _WorkflowInbound
-
-
-class _ClientOutbound(temporalio.client.OutboundInterceptor):
-    async def start_workflow(
-        self, input: temporalio.client.StartWorkflowInput
-    ) -> temporalio.client.WorkflowHandle[Any, Any]:
-        input.headers = with_tenant(input.headers, maybe_current_tenant())
-        return await super().start_workflow(input)
-
-    async def signal_workflow(self, input: temporalio.client.SignalWorkflowInput) -> None:
-        input.headers = with_tenant(input.headers, maybe_current_tenant())
-        await super().signal_workflow(input)
-
-    async def query_workflow(self, input: temporalio.client.QueryWorkflowInput) -> Any:
-        input.headers = with_tenant(input.headers, maybe_current_tenant())
-        return await super().query_workflow(input)
-
-    async def start_workflow_update(
-        self, input: temporalio.client.StartWorkflowUpdateInput
-    ) -> temporalio.client.WorkflowUpdateHandle[Any]:
-        input.headers = with_tenant(input.headers, maybe_current_tenant())
-        return await super().start_workflow_update(input)
-
-    async def create_schedule(
-        self, input: temporalio.client.CreateScheduleInput
-    ) -> temporalio.client.ScheduleHandle:
-        action = input.schedule.action
-        if isinstance(action, temporalio.client.ScheduleActionStartWorkflow):
-            tenant = maybe_current_tenant()
-            if tenant is not None:
-                action.headers = {**(action.headers or {}), TENANT_HEADER: _encode(tenant)}
-        return await super().create_schedule(input)
 
 
 def _bind_activity_logs(tenant_id: str | None) -> None:
