@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
 from temporalio.client import Client
@@ -11,6 +12,7 @@ from activities import attempts, bulk, deletion, docfetching, probe, pruning, se
 from activities.docprocessing import DocProcessingActivities
 from activities.generations import GenerationActivities
 from activities.sweeps import SweepActivities
+from activities.user_files import UserFileActivities
 from schedules.table import JOBS
 from sluice.index.embedders import Embedders
 from sluice.index.embedding import EmbeddingProvider
@@ -21,6 +23,7 @@ from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.model_swap import ModelSwapWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sweep import SweepWorkflow
+from workflows.user_files import UserFileDeleteWorkflow, UserFileMoveWorkflow, UserFileWorkflow
 
 WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
     TaskQueue.PRIMARY: [
@@ -30,6 +33,9 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         ModelSwapWorkflow,
         SweepWorkflow,
         ConnectorPruningWorkflow,
+        UserFileWorkflow,
+        UserFileMoveWorkflow,
+        UserFileDeleteWorkflow,
     ],
 }
 
@@ -64,6 +70,7 @@ def activities_for(
         ],
     }
     found = list(table.get(queue, []))
+    found += _user_file_activities(queue, embedder_factory, client)
     if queue is TaskQueue.DOCPROCESSING:
         # One provider cache per worker: indexing and re-embedding share loaded models.
         embedders = Embedders(embedder_factory())
@@ -78,3 +85,20 @@ def activities_for(
             generations.drop_generation_vectors,
         ]
     return [*found, *sweep_activities(queue, client), probe.queue_probe]
+
+
+def _user_file_activities(
+    queue: TaskQueue, embedder_factory: Callable[[], EmbeddingProvider], client: Client
+) -> list[Callable[..., Any]]:
+    """Each user-file queue's one activity; only processing embeds (built on first use)."""
+
+    @cache
+    def embedders() -> Embedders:
+        return Embedders(embedder_factory())
+
+    files = UserFileActivities(embedders, client)
+    return {
+        TaskQueue.USER_FILE_PROCESSING: [files.process_user_file],
+        TaskQueue.USER_FILE_PROJECT_SYNC: [files.move_user_file],
+        TaskQueue.USER_FILE_DELETE: [files.delete_user_file],
+    }.get(queue, [])

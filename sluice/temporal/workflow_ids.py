@@ -19,6 +19,11 @@ PRUNING = "ConnectorPruningWorkflow"
 BULK = "BulkConnectorsWorkflow"
 MODEL_SWAP = "ModelSwapWorkflow"
 SWEEP = "SweepWorkflow"
+USER_FILE = "UserFileWorkflow"
+USER_FILE_MOVE = "UserFileMoveWorkflow"
+USER_FILE_DELETE = "UserFileDeleteWorkflow"
+CSV_EXPORT = "CsvExportWorkflow"
+SANDBOX = "SandboxWorkflow"
 
 
 def connector_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
@@ -42,3 +47,26 @@ def bulk_workflow_id(request: BulkRequest) -> str:
 def model_swap_workflow_id(tenant_id: str) -> str:
     """One swap per tenant: a second request finds the first."""
     return f"model-swap/{tenant_id}"
+
+
+def user_file_workflow_id(tenant_id: str, file_id: int) -> str:
+    """One processing workflow per uploaded file (the sweep starts a lost one again)."""
+    return f"user_file/{tenant_id}/{file_id}"
+
+
+def user_file_move_workflow_id(tenant_id: str, file_id: int) -> str:
+    """One move of a file at a time: moves of one file are applied in order."""
+    return f"user_file_move/{tenant_id}/{file_id}"
+
+
+def user_file_delete_workflow_id(tenant_id: str, file_id: int) -> str:
+    """One deletion per file: a second request finds the first."""
+    return f"user_file_delete/{tenant_id}/{file_id}"
+
+
+def csv_export_workflow_id(tenant_id: str, export_id: str) -> str:
+    return f"csv_export/{tenant_id}/{export_id}"
+
+
+def sandbox_workflow_id(tenant_id: str, run_id: str) -> str:
+    return f"sandbox/{tenant_id}/{run_id}"
