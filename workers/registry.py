@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities import attempts, bulk, deletion, docfetching, probe, pruning, settings
+from activities import attempts, bulk, deletion, docfetching, probe, pruning, sandbox, settings
 from activities.docprocessing import DocProcessingActivities
 from activities.generations import GenerationActivities
 from activities.sweeps import SweepActivities
@@ -22,6 +22,7 @@ from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.model_swap import ModelSwapWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
+from workflows.sandbox import SandboxWorkflow
 from workflows.sweep import SweepWorkflow
 from workflows.user_files import UserFileDeleteWorkflow, UserFileMoveWorkflow, UserFileWorkflow
 
@@ -36,6 +37,7 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         UserFileWorkflow,
         UserFileMoveWorkflow,
         UserFileDeleteWorkflow,
+        SandboxWorkflow,
     ],
 }
 
@@ -63,6 +65,7 @@ def activities_for(
         ],
         TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
         TaskQueue.CONNECTOR_PRUNING: [pruning.prune_connector],
+        TaskQueue.SANDBOX: [sandbox.run_sandbox],
         TaskQueue.CONNECTOR_DELETION: [
             deletion.mark_cc_pair_deleting,
             deletion.delete_connector_documents,

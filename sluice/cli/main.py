@@ -30,6 +30,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "tenant": ("tenant", "app", "group"),
     "temporal": ("system", "temporal_app", "group"),
     "files": ("files", "app", "group"),
+    "sandbox": ("sandbox", "app", "group"),
 }
 
 
