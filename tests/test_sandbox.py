@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -30,7 +31,7 @@ def file_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     get_settings.cache_clear()
 
 
-def request(tenant: str, *command: str, **limits: float) -> SandboxRequest:
+def request(tenant: str, *command: str, **limits: Any) -> SandboxRequest:
     return SandboxRequest(
         tenant_id=tenant, run_id=ops.new_run_id(), command=list(command), **limits
     )
