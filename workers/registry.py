@@ -8,7 +8,17 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities import attempts, bulk, deletion, docfetching, probe, pruning, sandbox, settings
+from activities import (
+    attempts,
+    bulk,
+    deletion,
+    docfetching,
+    exports,
+    probe,
+    pruning,
+    sandbox,
+    settings,
+)
 from activities.docprocessing import DocProcessingActivities
 from activities.generations import GenerationActivities
 from activities.sweeps import SweepActivities
@@ -20,6 +30,7 @@ from sluice.queues import TaskQueue
 from workflows.bulk import BulkConnectorsWorkflow
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
+from workflows.export import CsvExportWorkflow
 from workflows.model_swap import ModelSwapWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sandbox import SandboxWorkflow
@@ -38,6 +49,7 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         UserFileMoveWorkflow,
         UserFileDeleteWorkflow,
         SandboxWorkflow,
+        CsvExportWorkflow,
     ],
 }
 
@@ -66,6 +78,7 @@ def activities_for(
         TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
         TaskQueue.CONNECTOR_PRUNING: [pruning.prune_connector],
         TaskQueue.SANDBOX: [sandbox.run_sandbox],
+        TaskQueue.CSV_GENERATION: [exports.export_csv],
         TaskQueue.CONNECTOR_DELETION: [
             deletion.mark_cc_pair_deleting,
             deletion.delete_connector_documents,

@@ -31,6 +31,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "temporal": ("system", "temporal_app", "group"),
     "files": ("files", "app", "group"),
     "sandbox": ("sandbox", "app", "group"),
+    "export": ("export", "export", "command"),
 }
 
 
