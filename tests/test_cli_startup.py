@@ -72,6 +72,11 @@ async def loaded(*args: str, tenant: str = "default") -> tuple[int, str, set[str
         ["connector", "list", "--help"],
         ["connector", "status", "--help"],
         ["status", "--help"],
+        ["files", "--help"],
+        ["files", "upload", "--help"],
+        ["files", "project", "add-member", "--help"],
+        ["export", "--help"],
+        ["sandbox", "run", "--help"],
     ],
     ids=" ".join,
 )
@@ -95,3 +100,11 @@ async def test_search_embeds_without_temporal(tenant: str) -> None:
     assert code == 0, output
     assert "wordllama" in heavy  # the query was embedded with the local model
     assert not heavy & {"temporalio", "workflows", "activities"}
+
+
+async def test_files_list_reads_postgres_without_temporal_or_the_model(tenant: str) -> None:
+    code, output, heavy = await loaded("files", "list", tenant=tenant)
+    assert code == 0, output
+    assert "owner" in output and "status" in output
+    assert "sqlalchemy" in heavy
+    assert not heavy & {"temporalio", "workflows", "activities", "wordllama", "numpy"}

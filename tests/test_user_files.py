@@ -14,7 +14,7 @@ from schedules.models import SweepInput
 from sluice import filestore, metadata_ops
 from sluice.config import get_settings
 from sluice.queues import TaskQueue
-from sluice.userfiles import ops
+from sluice.userfiles import catalog, ops
 from sluice.userfiles.models import document_id
 from tests.support import fetch, fetchval, running_workers
 from workflows.sweep import SweepWorkflow
@@ -37,7 +37,7 @@ def write(folder: Path, name: str, content: str | bytes) -> Path:
 
 
 async def found(tenant: str, user: str, query: str) -> set[str]:
-    return {h.document_id for h in await ops.search_as(tenant, user, query, k=10)}
+    return {h.document_id for h in await catalog.search_as(tenant, user, query, k=10)}
 
 
 async def vector_rows(tenant: str, doc: str) -> list[tuple[str, int, str]]:
@@ -67,7 +67,7 @@ async def test_owner_only_search_move_without_reembedding_and_delete(
         assert await found(tenant, "ann", "quokka migration") == {doc}
         assert await found(tenant, "bob", "quokka migration") == {document_id(bob.id)}
         assert await found(tenant, "carol", "quokka migration") == set()
-        await ops.add_member(tenant, "alpha", "carol")
+        await catalog.add_member(tenant, "alpha", "carol")
         assert await found(tenant, "carol", "quokka migration") == {doc}
 
         before = await vector_rows(tenant, doc)
@@ -75,7 +75,7 @@ async def test_owner_only_search_move_without_reembedding_and_delete(
         await ops.move(client, tenant, ann.id, "beta")
         await metadata_ops.sync_now(client, tenant)
         assert await found(tenant, "carol", "quokka migration") == set()
-        await ops.add_member(tenant, "beta", "dave")
+        await catalog.add_member(tenant, "beta", "dave")
         assert await found(tenant, "dave", "quokka migration") == {doc}
         assert await found(tenant, "ann", "quokka migration") == {doc}
         acls = await fetch(tenant, "SELECT DISTINCT acl FROM chunk WHERE document_id = $1", doc)

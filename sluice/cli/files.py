@@ -61,9 +61,9 @@ def list_(
     tenant_id: str | None = TenantOption,
 ) -> None:
     """Uploaded files and their status (processing, ready, failed with the reason)."""
-    from sluice.userfiles import ops
+    from sluice.userfiles import catalog
 
-    files = run(ops.list_files(tenant(tenant_id), user))
+    files = run(catalog.list_files(tenant(tenant_id), user))
     typer.echo(f"{'id':>5}  {'owner':<12} {'project':<12} {'size':>9}  {'name':<24} status")
     for f in files:
         typer.echo(
@@ -117,9 +117,9 @@ def search(
     tenant_id: str | None = TenantOption,
 ) -> None:
     """Search the uploads a user may read: their own and their projects'."""
-    from sluice.userfiles import ops
+    from sluice.userfiles import catalog
 
-    for hit in run(ops.search_as(tenant(tenant_id), user, query, k)):
+    for hit in run(catalog.search_as(tenant(tenant_id), user, query, k)):
         typer.echo(f"{hit.rank:>3}. {hit.title}  [{hit.document_id}]  {hit.snippet[:100]}")
 
 
@@ -130,9 +130,9 @@ def add_member(
     tenant_id: str | None = TenantOption,
 ) -> None:
     """Let a user read a project's files."""
-    from sluice.userfiles import ops
+    from sluice.userfiles import catalog
 
-    added = run(ops.add_member(tenant(tenant_id), project, user))
+    added = run(catalog.add_member(tenant(tenant_id), project, user))
     typer.echo(f"{user} {'added to' if added else 'is already in'} project {project}")
 
 
@@ -142,7 +142,7 @@ def remove_member(
     user: str = typer.Argument(...),
     tenant_id: str | None = TenantOption,
 ) -> None:
-    from sluice.userfiles import ops
+    from sluice.userfiles import catalog
 
-    removed = run(ops.remove_member(tenant(tenant_id), project, user))
+    removed = run(catalog.remove_member(tenant(tenant_id), project, user))
     typer.echo(f"{user} {'removed from' if removed else 'was not in'} project {project}")

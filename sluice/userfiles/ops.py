@@ -15,19 +15,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 from sluice import filestore
 from sluice.config import get_settings
 from sluice.db.session import tenant_connection
-from sluice.errors import ConfigurationError, NotFoundError
-from sluice.index.search import SearchResult, search
+from sluice.errors import ConfigurationError
 from sluice.queues import TaskQueue
 from sluice.temporal import workflow_ids
 from sluice.temporal.tenant_context import tenant_scope
-from sluice.userfiles import db
+from sluice.userfiles import catalog, db
 from sluice.userfiles.models import UserFileInfo, UserFileOutcome, UserFileRequest
-
-
-def _name(kind: str, value: str) -> str:
-    if not value or not value.strip() or any(c in value for c in ":,\n"):
-        raise ConfigurationError(f"invalid {kind} name {value!r} (no ':' ',' or newline)")
-    return value.strip()
 
 
 def _store(tenant_id: str, path: Path, limit: int) -> tuple[str | None, int]:
@@ -50,8 +43,8 @@ async def upload(
 ) -> UserFileInfo:
     """Store the file and start its processing; a file over the size limit is recorded
     as failed at once (its bytes are not kept)."""
-    user = _name("user", user)
-    project = _name("project", project) if project is not None else None
+    user = catalog.valid_name("user", user)
+    project = catalog.valid_name("project", project) if project is not None else None
     limit = get_settings().user_file_max_bytes
     sha256, size = await asyncio.to_thread(_store, tenant_id, path, limit)
     error = None if sha256 else f"file is larger than {limit} bytes; not stored"
@@ -94,20 +87,7 @@ async def wait_processed(
     )
     with tenant_scope(tenant_id):
         await asyncio.wait_for(handle.result(), timeout)
-    return await get(tenant_id, file_id)
-
-
-async def get(tenant_id: str, file_id: int) -> UserFileInfo:
-    async with tenant_connection(tenant_id) as (_, raw):
-        info = await db.get_file(raw, file_id)
-    if info is None:
-        raise NotFoundError(f"user file {file_id} does not exist")
-    return info
-
-
-async def list_files(tenant_id: str, owner: str | None = None) -> list[UserFileInfo]:
-    async with tenant_connection(tenant_id) as (_, raw):
-        return await db.list_files(raw, owner)
+    return await catalog.get(tenant_id, file_id)
 
 
 async def _change(
@@ -134,8 +114,8 @@ async def _change(
 async def move(
     client: Client, tenant_id: str, file_id: int, project: str | None
 ) -> UserFileOutcome:
-    project = _name("project", project) if project is not None else None
-    await get(tenant_id, file_id)  # a clear "does not exist" before any workflow
+    project = catalog.valid_name("project", project) if project is not None else None
+    await catalog.get(tenant_id, file_id)  # a clear "does not exist" before any workflow
     request = UserFileRequest(tenant_id=tenant_id, file_id=file_id, project=project)
     return await _change(client, tenant_id, "move", request)
 
@@ -143,24 +123,3 @@ async def move(
 async def delete(client: Client, tenant_id: str, file_id: int) -> UserFileOutcome:
     request = UserFileRequest(tenant_id=tenant_id, file_id=file_id)
     return await _change(client, tenant_id, "delete", request)
-
-
-async def add_member(tenant_id: str, project: str, user: str) -> bool:
-    async with tenant_connection(tenant_id) as (_, raw):
-        return await db.add_member(raw, _name("project", project), _name("user", user))
-
-
-async def remove_member(tenant_id: str, project: str, user: str) -> bool:
-    async with tenant_connection(tenant_id) as (_, raw):
-        return await db.remove_member(raw, project, user)
-
-
-async def principals(tenant_id: str, user: str) -> list[str]:
-    async with tenant_connection(tenant_id) as (_, raw):
-        return await db.principals(raw, _name("user", user))
-
-
-async def search_as(tenant_id: str, user: str, query: str, k: int = 10) -> list[SearchResult]:
-    """Search what ``user`` may read of the uploads: their own and their projects'."""
-    acl = await principals(tenant_id, user)
-    return await search(tenant_id, query, k=k, source="user_file", acl=acl)
