@@ -30,22 +30,34 @@ from temporalio.worker import Replayer
 from schedules.models import SweepInput
 from sluice import connector_ops, model_swap
 from sluice.ccpairs import list_cc_pairs
+from sluice.config import get_settings
+from sluice.exports import ops as export_ops
+from sluice.exports.models import ExportKind, ExportRequest
 from sluice.index.generations import EmbeddingSpec
 from sluice.indexing.models import RunState, RunTuning
 from sluice.queues import TaskQueue
+from sluice.sandbox import ops as sandbox_ops
+from sluice.sandbox.models import SandboxRequest
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.workflow_ids import (
     connector_workflow_id,
     deletion_workflow_id,
     pruning_workflow_id,
+    user_file_delete_workflow_id,
+    user_file_move_workflow_id,
+    user_file_workflow_id,
 )
+from sluice.userfiles import ops as user_file_ops
 from tests.support import FAST, eventually, running_workers
 from tests.unguarded_change import UnguardedChange
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
+from workflows.export import CsvExportWorkflow
 from workflows.model_swap import ModelSwapWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
+from workflows.sandbox import SandboxWorkflow
 from workflows.sweep import SweepWorkflow
+from workflows.user_files import UserFileDeleteWorkflow, UserFileMoveWorkflow, UserFileWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 SCENARIOS = (
@@ -62,6 +74,11 @@ SCENARIOS = (
     "connector_pruned",
     "pruning_workflow",
     "sweep_reconcile",
+    "user_file_processed",
+    "user_file_moved",
+    "user_file_deleted",
+    "csv_export",
+    "sandbox_run",
 )
 OTHER_WORKFLOW_TYPES = (
     "deletion_workflow",
@@ -69,6 +86,11 @@ OTHER_WORKFLOW_TYPES = (
     "model_swap_canceled",
     "pruning_workflow",
     "sweep_reconcile",
+    "user_file_processed",
+    "user_file_moved",
+    "user_file_deleted",
+    "csv_export",
+    "sandbox_run",
 )
 
 
@@ -81,6 +103,11 @@ def replayer(*workflows: type) -> Replayer:
             ModelSwapWorkflow,
             ConnectorPruningWorkflow,
             SweepWorkflow,
+            UserFileWorkflow,
+            UserFileMoveWorkflow,
+            UserFileDeleteWorkflow,
+            CsvExportWorkflow,
+            SandboxWorkflow,
         ],
         data_converter=pydantic_data_converter,
         interceptors=[TenantInterceptor()],
@@ -117,10 +144,15 @@ async def test_an_unguarded_change_is_caught() -> None:
 @pytest.mark.skipif(
     not os.environ.get("SLUICE_RECORD_HISTORIES"), reason="set SLUICE_RECORD_HISTORIES=1"
 )
-async def test_record_histories(dev_env: WorkflowEnvironment, tenant: str) -> None:
+async def test_record_histories(
+    dev_env: WorkflowEnvironment, tenant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = dev_env.client
     HISTORIES.mkdir(exist_ok=True)
+    monkeypatch.setenv("SLUICE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
     async with running_workers(client):
+        await _record_user_file_export_sandbox(client, tenant, tmp_path)
         await _record_idle(client, tenant)
         await _record_mid_attempt_and_paused(client, tenant)
         await _record_continue_as_new(client, tenant)
@@ -244,6 +276,35 @@ async def _record_pruning_and_sweep(client: Client, tenant: str) -> None:
     )
     await sweep.result()
     await _save(sweep, "sweep_reconcile")
+
+
+async def _record_user_file_export_sandbox(client: Client, tenant: str, tmp: Path) -> None:
+    path = tmp / "notes.md"
+    path.write_text("# Notes\n\nA user's notes about recorded histories.")
+    info = await user_file_ops.upload(client, tenant, path, "ann", "alpha")
+    await user_file_ops.wait_processed(client, tenant, info.id)
+    await _save(
+        client.get_workflow_handle(user_file_workflow_id(tenant, info.id)), "user_file_processed"
+    )
+    await user_file_ops.move(client, tenant, info.id, "beta")
+    await _save(
+        client.get_workflow_handle(user_file_move_workflow_id(tenant, info.id)), "user_file_moved"
+    )
+    await user_file_ops.delete(client, tenant, info.id)
+    await _save(
+        client.get_workflow_handle(user_file_delete_workflow_id(tenant, info.id)),
+        "user_file_deleted",
+    )
+    export = ExportRequest(
+        tenant_id=tenant, export_id="recorded", kind=ExportKind.ATTEMPTS, page_size=1
+    )
+    handle = await export_ops.start(client, export)
+    await handle.result()
+    await _save(handle, "csv_export")
+    run = SandboxRequest(tenant_id=tenant, run_id="recorded", command=["sh", "-c", "echo hi"])
+    sandbox = await sandbox_ops.start(client, run)
+    await sandbox.result()
+    await _save(sandbox, "sandbox_run")
 
 
 async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:
