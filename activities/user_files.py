@@ -82,7 +82,8 @@ class UserFileActivities:
             locked = await db.get_file(raw, file_id, lock=True)
             if locked is None or locked.status is not FileStatus.PROCESSING:
                 log.info("user file deleted or finished meanwhile: nothing written", id=file_id)
-                return UserFileOutcome(file_id=file_id, status="gone" if locked is None else "")
+                status = "gone" if locked is None else locked.status.value
+                return UserFileOutcome(file_id=file_id, status=status)
             if acl_for(locked.owner, locked.project) != document.acl:
                 raise ApplicationError("file moved while being processed; processing again")
             result = await write_batch(raw, None, prepared, self._embedders(), beat)

@@ -37,7 +37,11 @@ async def run(client: Client, request: SandboxRequest) -> SandboxResult:
     """Start a run, wait for it, return its stored result."""
     handle = await start(client, request)
     with tenant_scope(request.tenant_id):
-        await handle.result()
+        try:
+            await handle.result()
+        except asyncio.CancelledError:  # Ctrl-C: the run must not go on without its caller
+            await handle.cancel()
+            raise
     return await load_result(request.tenant_id, request.run_id)
 
 
