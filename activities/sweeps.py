@@ -27,12 +27,21 @@ from sluice.indexing.metadata import sync_stale_batch
 from sluice.indexing.pruning import pairs_due_for_pruning
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
-from sluice.temporal.workflow_ids import connector_workflow_id, deletion_workflow_id
+from sluice.temporal.workflow_ids import (
+    connector_workflow_id,
+    deletion_workflow_id,
+    user_file_workflow_id,
+)
+from sluice.userfiles import db as user_files_db
+from sluice.userfiles.ops import start_processing
 
 log = structlog.get_logger(__name__)
 
 DELETE_BATCH = 1000
 METADATA_BATCH = 500
+USER_FILE_BATCH = 200
+USER_FILE_GRACE = timedelta(seconds=30)
+"""An upload younger than this is left alone: its CLI is about to start its workflow."""
 
 
 class SweepActivities:
@@ -97,7 +106,10 @@ class SweepActivities:
         )
 
     async def _deletion_running(self, tenant: str, cc_pair_id: int) -> bool:
-        handle = self.client.get_workflow_handle(deletion_workflow_id(tenant, cc_pair_id))
+        return await self._running(tenant, deletion_workflow_id(tenant, cc_pair_id))
+
+    async def _running(self, tenant: str, workflow_id: str) -> bool:
+        handle = self.client.get_workflow_handle(workflow_id)
         try:
             with tenant_scope(tenant):
                 described = await handle.describe()
@@ -106,6 +118,28 @@ class SweepActivities:
                 return False
             raise
         return described.status == WorkflowExecutionStatus.RUNNING
+
+    @activity.defn(name="process_pending_user_files")
+    async def process_pending_user_files(self, request: SweepRequest) -> SweepResult:
+        """Uploads still ``processing`` with no running workflow (the CLI died before
+        starting it, or it was terminated) get their workflow started again."""
+        tenant = request.tenant_id
+        async with tenant_connection(tenant) as (_, raw):
+            stuck = await user_files_db.stuck_processing(
+                raw, request.as_of - USER_FILE_GRACE, USER_FILE_BATCH
+            )
+        started = 0
+        for file_id in stuck:
+            if await self._running(tenant, user_file_workflow_id(tenant, file_id)):
+                continue
+            await start_processing(self.client, tenant, file_id)
+            started += 1
+            activity.heartbeat(file_id)
+        if started:
+            log.warning("user-file workflows started again", count=started)
+        return SweepResult(
+            found=len(stuck), acted=started, detail=f"{started} user files processed again"
+        )
 
     @activity.defn(name="request_due_prunes")
     async def request_due_prunes(self, request: SweepRequest) -> SweepResult:

@@ -104,8 +104,7 @@ JOBS: tuple[PeriodicJob, ...] = (
         timedelta(seconds=20),
         "process_pending_user_files",
         TaskQueue.USER_FILE_PROCESSING,
-        "uploaded files still waiting to be processed",
-        arrives_with="issue 17",
+        "uploaded files still processing with no running workflow get it started again",
     ),
     PeriodicJob(
         "monitoring",

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     index_attempt_retention_days: int = Field(
         default=30, ge=1, description="Attempts older than this go (each pair's latest stays)."
     )
+    user_file_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        description="A larger upload is refused with a failed status (nothing is stored).",
+    )
 
     @field_validator("schedule_intervals")
     @classmethod

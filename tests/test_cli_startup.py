@@ -74,6 +74,11 @@ async def loaded(*args: str, tenant: str = "default") -> tuple[int, str, set[str
         ["connector", "list", "--help"],
         ["connector", "status", "--help"],
         ["status", "--help"],
+        ["files", "--help"],
+        ["files", "upload", "--help"],
+        ["files", "project", "add-member", "--help"],
+        ["export", "--help"],
+        ["sandbox", "run", "--help"],
     ],
     ids=" ".join,
 )
@@ -121,3 +126,11 @@ async def test_connector_status_loads_only_the_temporal_client(
     assert "temporalio" in heavy
     assert not heavy & {"temporalio.worker", "workflows", "activities"}
     assert not heavy & {"sqlalchemy", "httpx", "numpy", "wordllama", "tokenizers"}
+
+
+async def test_files_list_reads_postgres_without_temporal_or_the_model(tenant: str) -> None:
+    code, output, heavy = await loaded("files", "list", tenant=tenant)
+    assert code == 0, output
+    assert "owner" in output and "status" in output
+    assert "sqlalchemy" in heavy
+    assert not heavy & {"temporalio", "workflows", "activities", "wordllama", "numpy"}

@@ -30,10 +30,15 @@ from temporalio.worker import Replayer
 from schedules.models import SweepInput
 from sluice import connector_ops, model_swap
 from sluice.ccpairs import list_cc_pairs
+from sluice.config import get_settings
 from sluice.documents import ops as document_ops
+from sluice.exports import ops as export_ops
+from sluice.exports.models import ExportKind, ExportRequest
 from sluice.index.generations import EmbeddingSpec
 from sluice.indexing.models import RunState, RunTuning
 from sluice.queues import TaskQueue
+from sluice.sandbox import ops as sandbox_ops
+from sluice.sandbox.models import SandboxRequest
 from sluice.scheduler import TemporalTaskScheduler
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.workflow_ids import (
@@ -41,15 +46,22 @@ from sluice.temporal.workflow_ids import (
     deletion_workflow_id,
     document_index_workflow_id,
     pruning_workflow_id,
+    user_file_delete_workflow_id,
+    user_file_move_workflow_id,
+    user_file_workflow_id,
 )
+from sluice.userfiles import ops as user_file_ops
 from tests.support import FAST, eventually, running_workers
 from tests.unguarded_change import UnguardedChange
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.document_index import DocumentIndexWorkflow
+from workflows.export import CsvExportWorkflow
 from workflows.model_swap import ModelSwapWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
+from workflows.sandbox import SandboxWorkflow
 from workflows.sweep import SweepWorkflow
+from workflows.user_files import UserFileDeleteWorkflow, UserFileMoveWorkflow, UserFileWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 SCENARIOS = (
@@ -68,6 +80,11 @@ SCENARIOS = (
     "sweep_reconcile",
     "document_index_created",
     "document_index_create_then_delete",
+    "user_file_processed",
+    "user_file_moved",
+    "user_file_deleted",
+    "csv_export",
+    "sandbox_run",
 )
 OTHER_WORKFLOW_TYPES = (
     "deletion_workflow",
@@ -77,6 +94,11 @@ OTHER_WORKFLOW_TYPES = (
     "sweep_reconcile",
     "document_index_created",
     "document_index_create_then_delete",
+    "user_file_processed",
+    "user_file_moved",
+    "user_file_deleted",
+    "csv_export",
+    "sandbox_run",
 )
 
 
@@ -90,6 +112,11 @@ def replayer(*workflows: type) -> Replayer:
             ConnectorPruningWorkflow,
             SweepWorkflow,
             DocumentIndexWorkflow,
+            UserFileWorkflow,
+            UserFileMoveWorkflow,
+            UserFileDeleteWorkflow,
+            CsvExportWorkflow,
+            SandboxWorkflow,
         ],
         data_converter=pydantic_data_converter,
         interceptors=[TenantInterceptor()],
@@ -126,10 +153,15 @@ async def test_an_unguarded_change_is_caught() -> None:
 @pytest.mark.skipif(
     not os.environ.get("SLUICE_RECORD_HISTORIES"), reason="set SLUICE_RECORD_HISTORIES=1"
 )
-async def test_record_histories(dev_env: WorkflowEnvironment, tenant: str) -> None:
+async def test_record_histories(
+    dev_env: WorkflowEnvironment, tenant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = dev_env.client
     HISTORIES.mkdir(exist_ok=True)
+    monkeypatch.setenv("SLUICE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
     async with running_workers(client):
+        await _record_user_file_export_sandbox(client, tenant, tmp_path)
         await _record_idle(client, tenant)
         await _record_mid_attempt_and_paused(client, tenant)
         await _record_continue_as_new(client, tenant)
@@ -272,6 +304,35 @@ async def _record_document_index(client: Client, tenant: str) -> None:
     handle = client.get_workflow_handle(document_index_workflow_id(tenant, both))
     await handle.result()
     await _save(handle, "document_index_create_then_delete")
+
+
+async def _record_user_file_export_sandbox(client: Client, tenant: str, tmp: Path) -> None:
+    path = tmp / "notes.md"
+    path.write_text("# Notes\n\nA user's notes about recorded histories.")
+    info = await user_file_ops.upload(client, tenant, path, "ann", "alpha")
+    await user_file_ops.wait_processed(client, tenant, info.id)
+    await _save(
+        client.get_workflow_handle(user_file_workflow_id(tenant, info.id)), "user_file_processed"
+    )
+    await user_file_ops.move(client, tenant, info.id, "beta")
+    await _save(
+        client.get_workflow_handle(user_file_move_workflow_id(tenant, info.id)), "user_file_moved"
+    )
+    await user_file_ops.delete(client, tenant, info.id)
+    await _save(
+        client.get_workflow_handle(user_file_delete_workflow_id(tenant, info.id)),
+        "user_file_deleted",
+    )
+    export = ExportRequest(
+        tenant_id=tenant, export_id="recorded", kind=ExportKind.ATTEMPTS, page_size=1
+    )
+    handle = await export_ops.start(client, export)
+    await handle.result()
+    await _save(handle, "csv_export")
+    run = SandboxRequest(tenant_id=tenant, run_id="recorded", command=["sh", "-c", "echo hi"])
+    sandbox = await sandbox_ops.start(client, run)
+    await sandbox.result()
+    await _save(sandbox, "sandbox_run")
 
 
 async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
 from temporalio.client import Client
 
-from activities import attempts, bulk, deletion, docfetching, probe, pruning, settings
+from activities import (
+    attempts,
+    bulk,
+    deletion,
+    docfetching,
+    exports,
+    probe,
+    pruning,
+    sandbox,
+    settings,
+)
 from activities.docprocessing import DocProcessingActivities
 from activities.document_index import DocumentIndexActivities
 from activities.document_sweeps import DocumentSweepActivities
 from activities.generations import GenerationActivities
 from activities.sweeps import SweepActivities
+from activities.user_files import UserFileActivities
 from schedules.table import JOBS
 from sluice.index.embedders import Embedders
 from sluice.index.embedding import EmbeddingProvider
@@ -21,9 +33,12 @@ from workflows.bulk import BulkConnectorsWorkflow
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.document_index import DocumentIndexWorkflow
+from workflows.export import CsvExportWorkflow
 from workflows.model_swap import ModelSwapWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
+from workflows.sandbox import SandboxWorkflow
 from workflows.sweep import SweepWorkflow
+from workflows.user_files import UserFileDeleteWorkflow, UserFileMoveWorkflow, UserFileWorkflow
 
 WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
     TaskQueue.PRIMARY: [
@@ -34,6 +49,11 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         SweepWorkflow,
         ConnectorPruningWorkflow,
         DocumentIndexWorkflow,
+        UserFileWorkflow,
+        UserFileMoveWorkflow,
+        UserFileDeleteWorkflow,
+        SandboxWorkflow,
+        CsvExportWorkflow,
     ],
 }
 
@@ -108,6 +128,8 @@ def activities_for(
         ],
         TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
         TaskQueue.CONNECTOR_PRUNING: [pruning.prune_connector],
+        TaskQueue.SANDBOX: [sandbox.run_sandbox],
+        TaskQueue.CSV_GENERATION: [exports.export_csv],
         TaskQueue.CONNECTOR_DELETION: [
             deletion.mark_cc_pair_deleting,
             deletion.delete_connector_documents,
@@ -124,6 +146,7 @@ def activities_for(
             shared.append(Embedders(embedder_factory()))
         return shared[0]
 
+    found += _user_file_activities(queue, embedder_factory, client)
     if queue is TaskQueue.DOCPROCESSING:
         generations = GenerationActivities(embedders())
         found += [
@@ -137,3 +160,20 @@ def activities_for(
         ]
     found += document_index_activities(queue, embedders)
     return [*found, *sweep_activities(queue, client), probe.queue_probe]
+
+
+def _user_file_activities(
+    queue: TaskQueue, embedder_factory: Callable[[], EmbeddingProvider], client: Client
+) -> list[Callable[..., Any]]:
+    """Each user-file queue's one activity; only processing embeds (built on first use)."""
+
+    @cache
+    def embedders() -> Embedders:
+        return Embedders(embedder_factory())
+
+    files = UserFileActivities(embedders, client)
+    return {
+        TaskQueue.USER_FILE_PROCESSING: [files.process_user_file],
+        TaskQueue.USER_FILE_PROJECT_SYNC: [files.move_user_file],
+        TaskQueue.USER_FILE_DELETE: [files.delete_user_file],
+    }.get(queue, [])

@@ -49,6 +49,12 @@ def _temporal(error: BaseException) -> str | None:
             return "the workflow did not answer in time: is a worker running? (sluice status)"
         status = error.status.name if error.status else "error"
         return f"Temporal refused the request ({status}): {error.message}"
+    from temporalio.client import WorkflowFailureError
+
+    if isinstance(error, WorkflowFailureError):
+        causes = _causes(error)
+        innermost = getattr(causes[-1], "message", None) or str(causes[-1])
+        return f"the workflow failed: {innermost}"
     if isinstance(error, WorkflowQueryFailedError | WorkflowUpdateFailedError):
         return f"the connector workflow refused: {error}"
     if isinstance(error, RuntimeError) and "Failed client connect" in str(error):

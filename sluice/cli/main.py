@@ -29,6 +29,9 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "schedules": ("schedules", "app", "group"),
     "tenant": ("tenant", "app", "group"),
     "temporal": ("system", "temporal_app", "group"),
+    "files": ("files", "app", "group"),
+    "sandbox": ("sandbox", "app", "group"),
+    "export": ("export", "export", "command"),
 }
 
 

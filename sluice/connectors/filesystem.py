@@ -224,18 +224,11 @@ class FilesystemConnector(Connector[FilesystemConfig]):
                 raw = handle.read()
         except OSError as exc:
             return fail(f"cannot read file: {exc.strerror or exc}")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            return fail(f"not valid UTF-8 text ({exc.reason} at byte {exc.start})")
-        if "\x00" in text:
-            return fail("contains NUL bytes: looks binary, not text")
         name = entry.rel.rsplit("/", 1)[-1]
-        ext = _extension(name, self.config.extensions)
         try:
-            title, sections = parse_text(text, ext)
-        except Exception as exc:  # a parser bug must not end the whole run
-            return fail(f"could not parse {ext} file: {exc}")
+            title, sections, ext = extract_text(raw, name, self.config.extensions)
+        except UnreadableFile as exc:
+            return fail(str(exc))
         try:
             return Document(
                 id=doc_id,
@@ -252,6 +245,30 @@ class FilesystemConnector(Connector[FilesystemConfig]):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class UnreadableFile(ValueError):
+    """A file's bytes are not a text document Sluice can index (the message says why)."""
+
+
+def extract_text(raw: bytes, name: str, extensions: list[str]) -> tuple[str | None, list[str], str]:
+    """(title or None, sections, extension) of a file's bytes, parsed by its extension.
+
+    Shared by this connector and user uploads (``sluice/userfiles``), so both accept the
+    same files and refuse the others with the same words. Raises :class:`UnreadableFile`.
+    """
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if "\x00" in text:
+        raise UnreadableFile("contains NUL bytes: looks binary, not text")
+    ext = _extension(name, extensions)
+    try:
+        title, sections = parse_text(text, ext)
+    except Exception as exc:  # a parser bug must not end the whole run
+        raise UnreadableFile(f"could not parse {ext} file: {exc}") from None
+    return title, sections, ext
 
 
 def document_id_prefix(path: str) -> str:

@@ -312,3 +312,33 @@ class StagedBatch(Base):
         UniqueConstraint("index_attempt_id", "seq", name="uq_staged_batch_seq"),
         Index("ix_staged_batch_cc_pair", "cc_pair_id"),
     )
+
+
+class UserFile(Base):
+    """An uploaded file (migration 0009); its bytes are a blob in the file store
+    (``sluice/filestore.py``, by ``sha256``), its index form document ``user_file:<id>``."""
+
+    __tablename__ = "user_file"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    owner: Mapped[str] = mapped_column(Text)
+    project: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(Text, default="processing")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ProjectMember(Base):
+    """Who may read a project's files (search passes ``project:<P>`` for each)."""
+
+    __tablename__ = "project_member"
+
+    project: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

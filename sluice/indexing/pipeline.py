@@ -192,14 +192,19 @@ async def prepare_batch(
 
 
 async def write_batch(
-    raw: Any, cc_pair_id: int, prepared: PreparedBatch, embedders: Embedders, progress: Progress
+    raw: Any,
+    cc_pair_id: int | None,
+    prepared: PreparedBatch,
+    embedders: Embedders,
+    progress: Progress,
 ) -> ProcessResult:
     """Write a prepared batch inside the caller's transaction, in sub-batches.
 
     The writable generations are locked (FOR SHARE) first, so a model swap cannot start
     or switch half-way through this write. A generation that appeared since the batch was
     prepared is embedded for here (rare: only a batch in flight when a swap starts); one
-    that went (a canceled swap) is skipped.
+    that went (a canceled swap) is skipped. ``cc_pair_id`` None: documents no connector
+    holds (user uploads), so no link is written and no set applies.
     """
     generations = await writable_generations(raw, lock=True)
     chunked, vectors = prepared.chunked, prepared.vectors
@@ -220,8 +225,9 @@ async def write_batch(
             await copy_vectors(raw, gen.table, chunked.rows[start:end], vectors[gen.id][start:end])
         progress("writing")
     stored = [d.id for d in prepared.documents if d.id in prepared.known or d.id in accepted]
-    await link_to_cc_pair(raw, cc_pair_id, stored)
-    await refresh_sets(raw, stored)
+    if cc_pair_id is not None:
+        await link_to_cc_pair(raw, cc_pair_id, stored)
+        await refresh_sets(raw, stored)
     progress("written")
     return ProcessResult(
         docs_indexed=len(accepted),
@@ -234,7 +240,7 @@ async def write_batch(
 
 async def index_documents(
     raw: Any,
-    cc_pair_id: int,
+    cc_pair_id: int | None,
     documents: Sequence[Document],
     embedder: EmbeddingProvider | Embedders,
     *,

@@ -246,3 +246,51 @@ DOCUMENT_DELETE = ActivityPolicy(
     schedule_to_close=timedelta(days=1),
 )
 """Remove index data and state rows of one document: idempotent, retried until done."""
+
+USER_FILE_PROCESS = ActivityPolicy(
+    task_queue=TaskQueue.USER_FILE_PROCESSING,
+    start_to_close=timedelta(minutes=10),
+    heartbeat=timedelta(seconds=60),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=1),
+)
+"""Parse, chunk, embed and index one upload (at most ``USER_FILE_MAX_BYTES``), heartbeating
+per slice; idempotent (the write checks the file's row under its lock), so retries ride out
+a database outage. What no retry can fix (type, size, encoding) is a failed status, not an
+error."""
+
+USER_FILE_CHANGE = ActivityPolicy(
+    task_queue=TaskQueue.USER_FILE_PROJECT_SYNC,
+    start_to_close=timedelta(seconds=60),
+    heartbeat=None,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=1),
+)
+"""Move (re-scope) or delete one file: a few short, idempotent writes; the queue is
+overridden to ``user_file_delete`` for deletions."""
+
+CSV_EXPORT = ActivityPolicy(
+    task_queue=TaskQueue.CSV_GENERATION,
+    start_to_close=timedelta(hours=2),
+    heartbeat=timedelta(seconds=30),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=6),
+)
+"""Stream rows page by page into a file, heartbeating (last key, byte offset) after each
+page; a retry truncates the file to the heartbeated offset and carries on after the key."""
+
+SANDBOX_HEARTBEAT = timedelta(seconds=10)
+SANDBOX_GRACE = timedelta(seconds=30)
+"""A sandbox activity's start-to-close is the run's own time limit plus this grace."""
+
+
+def sandbox_policy(timeout_seconds: float) -> ActivityPolicy:
+    """A command is not idempotent: one attempt. The run's own wall-clock limit kills it
+    first; start-to-close (limit + grace) and the heartbeat are the backstops that end the
+    activity, and with it the process group, if the worker hangs or dies."""
+    return ActivityPolicy(
+        task_queue=TaskQueue.SANDBOX,
+        start_to_close=timedelta(seconds=timeout_seconds) + SANDBOX_GRACE,
+        heartbeat=SANDBOX_HEARTBEAT,
+        maximum_attempts=1,
+    )

@@ -20,6 +20,11 @@ BULK = "BulkConnectorsWorkflow"
 MODEL_SWAP = "ModelSwapWorkflow"
 SWEEP = "SweepWorkflow"
 DOCUMENT_INDEX = "DocumentIndexWorkflow"
+USER_FILE = "UserFileWorkflow"
+USER_FILE_MOVE = "UserFileMoveWorkflow"
+USER_FILE_DELETE = "UserFileDeleteWorkflow"
+CSV_EXPORT = "CsvExportWorkflow"
+SANDBOX = "SandboxWorkflow"
 
 
 def connector_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
@@ -50,3 +55,26 @@ def document_index_workflow_id(tenant_id: str, document_id: str) -> str:
     request made while it runs (a version bump, a delete) is a signal to it, so two builds
     of one document (and so of one document and index type) never run at once."""
     return f"document-index/{tenant_id}/{document_id}"
+
+
+def user_file_workflow_id(tenant_id: str, file_id: int) -> str:
+    """One processing workflow per uploaded file (the sweep starts a lost one again)."""
+    return f"user_file/{tenant_id}/{file_id}"
+
+
+def user_file_move_workflow_id(tenant_id: str, file_id: int) -> str:
+    """One move of a file at a time: moves of one file are applied in order."""
+    return f"user_file_move/{tenant_id}/{file_id}"
+
+
+def user_file_delete_workflow_id(tenant_id: str, file_id: int) -> str:
+    """One deletion per file: a second request finds the first."""
+    return f"user_file_delete/{tenant_id}/{file_id}"
+
+
+def csv_export_workflow_id(tenant_id: str, export_id: str) -> str:
+    return f"csv_export/{tenant_id}/{export_id}"
+
+
+def sandbox_workflow_id(tenant_id: str, run_id: str) -> str:
+    return f"sandbox/{tenant_id}/{run_id}"

@@ -1,0 +1,1 @@
+"""User files: uploads indexed for their owner (and their project's members) only."""
