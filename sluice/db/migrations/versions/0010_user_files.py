@@ -9,15 +9,15 @@ whose ACL is ``user:<owner>`` (+ ``project:<project>``); the row is deleted with
 ``project_member`` says who may read a project's files: search as a user passes
 ``project:<P>`` for each project the user is a member of.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
