@@ -23,16 +23,17 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from schedules.models import SweepInput
 from sluice import connector_ops, model_swap
 from sluice.ccpairs import list_cc_pairs
+from sluice.config import get_settings
 from sluice.index.generations import EmbeddingSpec
 from sluice.indexing.models import RunState, RunTuning
 from sluice.queues import TaskQueue
+from sluice.temporal.client import data_converter
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.workflow_ids import (
     connector_workflow_id,
@@ -82,7 +83,7 @@ def replayer(*workflows: type) -> Replayer:
             ConnectorPruningWorkflow,
             SweepWorkflow,
         ],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(get_settings()),
         interceptors=[TenantInterceptor()],
     )
 

@@ -1,13 +1,42 @@
-"""The one way Sluice connects to Temporal: pydantic payloads and the tenant interceptor."""
+"""The one way Sluice connects to Temporal: pydantic payloads, encrypted when a key is set,
+and the tenant interceptor.
+
+:func:`data_converter` is the single place the payload format is decided; the client,
+the test environments, the replayer and the benchmarks all take it from here, so a
+worker and the process that started its workflow always agree on encryption.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 
 from sluice.config import Settings, get_settings
 from sluice.errors import ConfigurationError
 from sluice.temporal.interceptor import TenantInterceptor
+
+
+def data_converter(settings: Settings | None = None) -> DataConverter:
+    """Pydantic payloads; AES-GCM encrypted (see :mod:`sluice.temporal.codec`) when
+    ``SLUICE_PAYLOAD_KEYS`` is set."""
+    settings = settings or get_settings()
+    keys = settings.payload_keys
+    if not keys:
+        return pydantic_data_converter
+    from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+
+    from sluice.temporal.codec import EncryptionCodec
+
+    # Failure messages and stack traces can name a document (a path, a title): with
+    # encryption on they move into the failure's encoded attributes, encrypted too.
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(settings: Settings | None = None) -> Client:
@@ -18,6 +47,6 @@ async def connect(settings: Settings | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         interceptors=[TenantInterceptor()],
     )
