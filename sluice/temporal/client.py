@@ -13,6 +13,7 @@ import dataclasses
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
 
 from sluice.config import Settings, get_settings
 from sluice.errors import ConfigurationError
@@ -39,8 +40,9 @@ def data_converter(settings: Settings | None = None) -> DataConverter:
     )
 
 
-async def connect(settings: Settings | None = None) -> Client:
-    """A client for ``TEMPORAL_ADDRESS`` / ``TEMPORAL_NAMESPACE``."""
+async def connect(settings: Settings | None = None, runtime: Runtime | None = None) -> Client:
+    """A client for ``TEMPORAL_ADDRESS`` / ``TEMPORAL_NAMESPACE`` (``runtime``: a worker's,
+    exporting the SDK's metrics; see :func:`sdk_metrics_runtime`)."""
     settings = settings or get_settings()
     if settings.temporal_address is None:
         raise ConfigurationError("TEMPORAL_ADDRESS is not set (run `sluice dev` or set it)")
@@ -49,4 +51,20 @@ async def connect(settings: Settings | None = None) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         interceptors=[TenantInterceptor()],
+        runtime=runtime,
     )
+
+
+def sdk_metrics_runtime(port: int) -> Runtime:
+    """A Temporal runtime whose metrics (activity latencies, schedule-to-start, pollers,
+    sticky cache) Prometheus can read on ``127.0.0.1:port``, in seconds, counters
+    ending in ``_total``."""
+    from temporalio.runtime import PrometheusConfig, TelemetryConfig
+
+    prometheus = PrometheusConfig(
+        bind_address=f"127.0.0.1:{port}",
+        counters_total_suffix=True,
+        unit_suffix=True,
+        durations_as_seconds=True,
+    )
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
