@@ -86,12 +86,13 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
         log.info(
             "resuming fetch from heartbeat", batches=len(state.batches), docs=state.docs_fetched
         )
-    source, config, _secret = await load_connector_settings(tenant, request.cc_pair_id)
+    source, config, secret = await load_connector_settings(tenant, request.cc_pair_id)
     context = ConnectorContext(
         tenant,
         request.cc_pair_id,
         activity.info().attempt,
         keepalive=lambda: activity.heartbeat(state),
+        credential=secret,
     )
     connector = build_connector(source, config, context)
     connector.validate_source()

@@ -25,6 +25,8 @@ from sluice.db.session import tenant_connection
 from sluice.indexing.cleanup import delete_old_attempts, delete_orphan_staged_batches
 from sluice.indexing.metadata import sync_stale_batch
 from sluice.indexing.pruning import pairs_due_for_pruning
+from sluice.metrics import process_endpoint
+from sluice.monitoring import alerts, collect_figures
 from sluice.temporal import search
 from sluice.temporal.tenant_context import tenant_scope
 from sluice.temporal.workflow_ids import (
@@ -190,6 +192,34 @@ class SweepActivities:
             request, lambda raw: delete_old_attempts(raw, cutoff, DELETE_BATCH)
         )
         return SweepResult(found=deleted, acted=deleted, detail=f"{deleted} index attempts")
+
+    @activity.defn(name="collect_metrics")
+    async def collect_metrics(self, request: SweepRequest) -> SweepResult:
+        """The monitoring job: read the tenant's figures and the queues', log them, and
+        publish them on this worker's ``/metrics``; ``found`` counts the alerts."""
+        settings = get_settings()
+        figures = await collect_figures(self.client, [request.tenant_id])
+        endpoint = process_endpoint()
+        if endpoint is not None:
+            endpoint.merge(figures)
+        found = alerts(figures, settings.alert_backlog_minutes)
+        for line in found:
+            log.warning("monitoring alert", alert=line)
+        index = figures.index[0] if figures.index else None
+        log.info(
+            "monitoring figures",
+            backlog={f"{q.queue}/{q.kind}": q.backlog for q in figures.queues if q.backlog},
+            connectors=len(figures.connectors),
+            failing=[c.cc_pair for c in figures.connectors if c.failing],
+            documents=index.documents if index else None,
+            chunks=index.chunks if index else None,
+        )
+        backlog = sum(q.backlog for q in figures.queues)
+        return SweepResult(
+            found=len(found),
+            detail=f"{len(found)} alerts; {backlog} tasks queued; "
+            f"{len(figures.connectors)} connectors",
+        )
 
 
 async def _delete_in_batches(

@@ -112,8 +112,8 @@ JOBS: tuple[PeriodicJob, ...] = (
         timedelta(minutes=1),
         "collect_metrics",
         TaskQueue.MONITORING,
-        "queue backlogs, connector outcomes, index size, worker memory",
-        arrives_with="issue 18",
+        "queue backlogs, connector outcomes, index size: logged, alerts named, and "
+        "published on the monitoring worker's /metrics",
     ),
     # --- seed 002 ---------------------------------------------------------------------
     PeriodicJob(

@@ -85,6 +85,61 @@ class Settings(BaseSettings):
         description="A larger upload is refused with a failed status (nothing is stored).",
     )
 
+    sluice_payload_keys: str | None = Field(
+        default=None,
+        repr=False,
+        description="Payload encryption keys, KEY_ID:BASE64_32_BYTES, comma-separated; the "
+        "first encrypts, all decrypt (rotation). Unset: payloads are not encrypted.",
+    )
+    sluice_codec_token: str | None = Field(
+        default=None, repr=False, description="Bearer token the codec server requires."
+    )
+    sluice_codec_port: int = Field(default=8081, ge=0, le=65535)
+    sluice_codec_endpoint: str | None = Field(
+        default=None, description="URL of the codec server as the Web UI (browser) reaches it."
+    )
+    sluice_codec_cors_origins: str = Field(
+        default="http://127.0.0.1:8233,http://localhost:8233,"
+        "http://127.0.0.1:8088,http://localhost:8088",
+        description="Web UI origins allowed to call the codec server, comma-separated.",
+    )
+    metrics_sdk_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Loopback port of the Temporal SDK's Prometheus exporter (0: any free "
+        "one); its figures are served again on HEALTH_PORT's /metrics.",
+    )
+    alert_backlog_minutes: float = Field(
+        default=5.0, gt=0, description="`sluice status` marks a queue whose oldest task is older."
+    )
+
+    @field_validator("sluice_payload_keys")
+    @classmethod
+    def _payload_keys(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        from sluice.payload_keys import parse_keys
+
+        parse_keys(value)  # PayloadKeyError is a ValueError: reported as this variable's
+        return value
+
+    @field_validator("sluice_codec_token", "sluice_codec_endpoint")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def payload_keys(self) -> list[tuple[str, bytes]]:
+        """``[(key_id, key), ...]``, current first; empty when encryption is off."""
+        from sluice.payload_keys import parse_keys
+
+        return parse_keys(self.sluice_payload_keys) if self.sluice_payload_keys else []
+
+    @property
+    def codec_origins(self) -> list[str]:
+        return [o.strip() for o in self.sluice_codec_cors_origins.split(",") if o.strip()]
+
     @field_validator("schedule_intervals")
     @classmethod
     def _schedule_intervals(cls, value: dict[str, int]) -> dict[str, int]:

@@ -127,8 +127,12 @@ async def add_connector(
     refresh_interval_seconds: int | None = None,
     prune_interval_seconds: int | None = None,
     tuning: RunTuning | None = None,
+    credential: dict[str, Any] | None = None,
 ) -> CcPairInfo:
-    """Validate, write the cc-pair, start its workflow; undo the row if the start fails."""
+    """Validate, write the cc-pair, start its workflow; undo the row if the start fails.
+
+    ``credential`` is stored in its own row; the workflow knows only the cc-pair ID and
+    the fetch activity loads the secret itself."""
     pair = await create_cc_pair(
         tenant_id,
         name=name,
@@ -136,6 +140,7 @@ async def add_connector(
         config=config,
         refresh_interval_seconds=refresh_interval_seconds,
         prune_interval_seconds=prune_interval_seconds,
+        credential=credential,
     )
     try:
         await start_connector_workflow(client, tenant_id, pair, tuning)

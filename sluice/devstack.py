@@ -342,9 +342,14 @@ def start_redis(data_dir: Path, port: int) -> tuple[Service, str]:
 
 
 def temporal_dev_server_args(
-    port: int, ui_port: int | None, db_file: Path | None, namespace: str = "default"
+    port: int,
+    ui_port: int | None,
+    db_file: Path | None,
+    namespace: str = "default",
+    codec_endpoint: str | None = None,
 ) -> list[str]:
-    """Arguments for ``temporal server start-dev`` with Sluice's search attributes."""
+    """Arguments for ``temporal server start-dev`` with Sluice's search attributes; with
+    ``codec_endpoint`` the Web UI decrypts payloads through that codec server."""
     args = [
         "server",
         "start-dev",
@@ -361,6 +366,8 @@ def temporal_dev_server_args(
         args.append("--headless")
     else:
         args += ["--ui-port", str(ui_port)]
+        if codec_endpoint is not None:
+            args += ["--ui-codec-endpoint", codec_endpoint]
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
     for name, kind in search_attribute_flags().items():
@@ -369,18 +376,38 @@ def temporal_dev_server_args(
 
 
 def start_temporal(
-    data_dir: Path, port: int, ui_port: int | None, namespace: str = "default"
+    data_dir: Path,
+    port: int,
+    ui_port: int | None,
+    namespace: str = "default",
+    codec_endpoint: str | None = None,
 ) -> tuple[Service, str]:
     """Start the Temporal CLI dev server (with Web UI) persisting to the data directory."""
     tdir = data_dir / "temporal"
     tdir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "logs" / "temporal.log"
-    args = temporal_dev_server_args(port, ui_port, tdir / "temporal.db", namespace)
+    args = temporal_dev_server_args(port, ui_port, tdir / "temporal.db", namespace, codec_endpoint)
     service = spawn("temporal", [venv_bin("temporal"), *args], log)
     wait_until(tcp_ready(port), 30, "Temporal", log)
     if ui_port is not None:
         wait_until(tcp_ready(ui_port), 30, "Temporal Web UI", log)
     return service, f"127.0.0.1:{port}"
+
+
+def start_codec_server(data_dir: Path, port: int, ui_port: int, token: str) -> tuple[Service, str]:
+    """``sluice codec-server`` for the dev UI (keys from this process's environment);
+    returns the service and the endpoint the UI calls (the token is its first segment,
+    the UI's codec settings having no header to put it in)."""
+    origins = f"http://127.0.0.1:{ui_port},http://localhost:{ui_port}"
+    log = data_dir / "logs" / "codec-server.log"
+    service = spawn(
+        "codec-server",
+        [sys.executable, "-m", "sluice.cli.main", "codec-server", "--port", str(port)],
+        log,
+        env={**os.environ, "SLUICE_CODEC_TOKEN": token, "SLUICE_CODEC_CORS_ORIGINS": origins},
+    )
+    wait_until(tcp_ready(port), 30, "codec server", log)
+    return service, f"http://127.0.0.1:{port}/{token}"
 
 
 # --- The stack --------------------------------------------------------------------------
@@ -395,6 +422,7 @@ class DevStack:
     services: list[Service] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     ui_url: str | None = None
+    codec_endpoint: str | None = None
 
     def stop(self) -> None:
         for service in reversed(self.services):
@@ -413,9 +441,19 @@ def dev_stack(
     ports: dict[str, int | None] | None = None,
     ui: bool = True,
     with_temporal: bool = True,
+    codec_token: str | None = None,
 ) -> Iterator[DevStack]:
-    """Start whatever is not given by URL; stop it all on exit, last started first."""
-    wanted = {"temporal": 7233, "temporal_ui": 8233, "postgres": 5432, "redis": 6379}
+    """Start whatever is not given by URL; stop it all on exit, last started first.
+
+    With ``codec_token`` (``sluice dev`` passes one when SLUICE_PAYLOAD_KEYS is set) a
+    codec server starts before Temporal and the Web UI is pointed at it."""
+    wanted = {
+        "temporal": 7233,
+        "temporal_ui": 8233,
+        "postgres": 5432,
+        "redis": 6379,
+        "codec": 8081,
+    }
     wanted.update(ports or {})  # type: ignore[arg-type]
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -434,7 +472,15 @@ def dev_stack(
             ui_port = (
                 choose_port(wanted["temporal_ui"], "Temporal Web UI", stack.notes) if ui else None
             )
-            service, temporal_address = start_temporal(data_dir, port, ui_port, namespace)
+            if ui_port is not None and codec_token is not None:
+                codec_port = choose_port(wanted["codec"], "codec server", stack.notes)
+                codec, stack.codec_endpoint = start_codec_server(
+                    data_dir, codec_port, ui_port, codec_token
+                )
+                stack.services.append(codec)
+            service, temporal_address = start_temporal(
+                data_dir, port, ui_port, namespace, stack.codec_endpoint
+            )
             stack.services.append(service)
             if ui_port is not None:
                 stack.ui_url = f"http://127.0.0.1:{ui_port}/namespaces/{namespace}/workflows"

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process is alive) and ``/readyz`` (it can do work) over plain HTTP.
+"""``/healthz`` (the process is alive), ``/readyz`` (it can do work) and ``/metrics``
+(:mod:`sluice.metrics`) over plain HTTP.
 
 Readiness means: Temporal, Postgres and Redis answer, and Temporal sees this
 process polling each of its task queues.
@@ -7,10 +8,10 @@ process polling each of its task queues.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
@@ -21,6 +22,10 @@ from temporalio.client import Client
 
 from sluice.config import Settings
 from sluice.db.engine import get_engine
+from sluice.httpserve import Request, Response, json_response, serve
+
+if TYPE_CHECKING:
+    from sluice.metrics import MetricsEndpoint
 
 Check = Callable[[], Awaitable[None]]
 
@@ -88,35 +93,25 @@ def standard_checks(
     return {"temporal": temporal, "postgres": postgres, "redis": redis, "polling": polling}
 
 
-async def serve_health(readiness: Readiness, port: int, host: str = "0.0.0.0") -> asyncio.Server:
+async def serve_health(
+    readiness: Readiness,
+    port: int,
+    host: str = "0.0.0.0",
+    metrics: MetricsEndpoint | None = None,
+) -> asyncio.Server:
     """Start the HTTP server; returns it (its bound port is in ``sockets[0]``)."""
+    paths = ["/healthz", "/readyz", *(["/metrics"] if metrics else [])]
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b""):
-                pass
-            parts = request_line.decode(errors="replace").split()
-            path = parts[1] if len(parts) > 1 else "/"
-            body: dict[str, object]
-            if path == "/healthz":
-                status, body = 200, {"status": "alive"}
-            elif path == "/readyz":
-                ok, results = await readiness.run()
-                status, body = (200 if ok else 503), {"ready": ok, "checks": results}
-            else:
-                status, body = 404, {"error": "not found", "paths": ["/healthz", "/readyz"]}
-            payload = json.dumps(body).encode()
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                + payload
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def handle(request: Request) -> Response:
+        if request.path == "/healthz":
+            return json_response(200, {"status": "alive"})
+        if request.path == "/readyz":
+            ok, results = await readiness.run()
+            return json_response(200 if ok else 503, {"ready": ok, "checks": results})
+        if request.path == "/metrics" and metrics is not None:
+            from sluice.metrics import CONTENT_TYPE
 
-    return await asyncio.start_server(handle, host, port)
+            return Response(200, await metrics.render(), CONTENT_TYPE)
+        return json_response(404, {"error": "not found", "paths": paths})
+
+    return await serve(handle, port, host)

@@ -1,4 +1,6 @@
-"""What ``sluice status`` reports: do the services answer, and is every task queue polled.
+"""What ``sluice status`` reports: do the services answer, is every task queue polled,
+how old is its backlog, and is any of the tenant's connectors failing (the figures of
+:mod:`sluice.monitoring`, as ``/metrics`` has them).
 
 Every probe turns its failure into a result ("down: ...", "not polled") instead of an
 exception: the command exists to be run when something is wrong, so a dead Temporal or
@@ -8,24 +10,17 @@ a queue without workers is the answer, not a crash.
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue as TaskQueueMessage
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from sluice.config import Settings
-from sluice.queues import TaskQueue
+from sluice.db.engine import dispose_engines
+from sluice.monitoring import POLLER_FRESH, WORKFLOW_QUEUES, Figures, alerts, collect_figures
 
 PROBE_TIMEOUT = 5.0
-POLLER_FRESH = 120.0
-"""Temporal lists a poller for minutes after its last poll; one idle long poll lasts
-about a minute, so a poller not seen for longer than this is gone (a killed worker)."""
-WORKFLOW_QUEUES = frozenset({TaskQueue.PRIMARY})
-"""Queues whose workflows need workflow pollers too (see ``workers.registry.WORKFLOWS``)."""
+__all__ = ["POLLER_FRESH", "Report", "collect"]
 
 
 @dataclass
@@ -39,12 +34,15 @@ class ServiceState:
 
 @dataclass
 class QueueState:
-    """Who polls one task queue; ``error`` when Temporal could not be asked."""
+    """Who polls one task queue and what waits in it; ``error`` when Temporal could not
+    be asked."""
 
     queue: str
     workflow_pollers: list[str] = field(default_factory=list)
     activity_pollers: list[str] = field(default_factory=list)
     error: str | None = None
+    backlog: int = 0
+    backlog_age_seconds: float = 0.0
 
     @property
     def polled(self) -> bool:
@@ -69,10 +67,26 @@ class Report:
 
     services: list[ServiceState]
     queues: list[QueueState]
+    figures: Figures | None = None
+    alerts: list[str] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
-        return all(s.ok for s in self.services) and all(q.polled for q in self.queues)
+        return (
+            all(s.ok for s in self.services)
+            and all(q.polled for q in self.queues)
+            and not self.alerts
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "services": [asdict(s) for s in self.services],
+            "queues": [{**asdict(q), "state": q.state, "polled": q.polled} for q in self.queues],
+            "connectors": self.figures.to_json()["connectors"] if self.figures else [],
+            "index": self.figures.to_json()["index"] if self.figures else [],
+            "alerts": self.alerts,
+        }
 
 
 def _reason(exc: BaseException) -> str:
@@ -131,48 +145,33 @@ async def _connect(settings: Settings) -> tuple[Client | None, ServiceState]:
     return client, ServiceState("temporal", True, f"ok ({where})")
 
 
-async def _pollers(client: Client, queue: str, kind: TaskQueueType.ValueType) -> list[str]:
-    """Identities Temporal saw polling ``queue`` for ``kind`` tasks within POLLER_FRESH."""
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueueMessage(name=queue),
-            task_queue_type=kind,
-        ),
-        timeout=timedelta(seconds=PROBE_TIMEOUT),
-    )
-    now = time.time()
-    return sorted(
-        {
-            p.identity
-            for p in response.pollers
-            if not p.HasField("last_access_time")
-            or now - p.last_access_time.ToSeconds() <= POLLER_FRESH
-        }
-    )
-
-
-async def _queue(client: Client | None, queue: str) -> QueueState:
+def _queue(queue: str, client: Client | None, figures: Figures) -> QueueState:
+    """One queue's row from the collected figures (activity and workflow tasks)."""
     state = QueueState(queue)
     if client is None:
         state.error = "Temporal is down"
         return state
-    try:
-        state.activity_pollers = await _pollers(
-            client, queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
-        )
-        if queue in WORKFLOW_QUEUES:
-            state.workflow_pollers = await _pollers(
-                client, queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-            )
-    except Exception as exc:
-        state.error = _reason(exc)
+    for f in (f for f in figures.queues if f.queue == queue):
+        state.error = state.error or f.error
+        if f.kind == "workflow":
+            state.workflow_pollers = f.pollers
+        else:
+            state.activity_pollers = f.pollers
+        state.backlog += f.backlog
+        state.backlog_age_seconds = max(state.backlog_age_seconds, f.backlog_age_seconds)
     return state
 
 
-async def collect(settings: Settings, queues: list[str]) -> Report:
-    """Probe the three services and describe ``queues``; never raises for a sick system."""
+async def collect(settings: Settings, queues: list[str], tenant: str | None = None) -> Report:
+    """Probe the three services, describe ``queues`` (pollers, backlog) and read the
+    tenant's connectors and index; never raises for a sick system."""
     client, temporal = await _connect(settings)
     postgres, redis = await asyncio.gather(_postgres(settings), _redis(settings))
-    states = await asyncio.gather(*(_queue(client, q) for q in queues))
-    return Report([temporal, postgres, redis], list(states))
+    tenants = [tenant] if tenant is not None and postgres.ok else []
+    try:
+        figures = await collect_figures(client, tenants, queues)
+    finally:
+        await dispose_engines()
+    states = [_queue(q, client, figures) for q in queues]
+    found = [a for a in alerts(figures, settings.alert_backlog_minutes) if "not checked" not in a]
+    return Report([temporal, postgres, redis], states, figures, found)

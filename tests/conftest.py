@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from sluice.config import get_settings
 from sluice.devstack import dev_stack, venv_bin
 from sluice.temporal import search
+from sluice.temporal.client import data_converter
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.setup import ensure_search_attributes
 
@@ -63,7 +63,7 @@ async def dev_env(services: dict[str, str]) -> AsyncIterator[WorkflowEnvironment
     """The Temporal CLI dev server: schedules, heartbeats, real timing."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_bin("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(get_settings()),
         interceptors=[TenantInterceptor()],
         search_attributes=search.ALL,
         dev_server_log_level="error",
@@ -79,7 +79,7 @@ async def ts_env(services: dict[str, str]) -> AsyncIterator[WorkflowEnvironment]
     """The time-skipping test server: durable timers that take hours finish at once."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_bin("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(get_settings()),
         interceptors=[TenantInterceptor()],
     )
     await ensure_search_attributes(env.client)

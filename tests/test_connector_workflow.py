@@ -14,16 +14,17 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from sluice import connector_ops
 from sluice.ccpairs import list_cc_pairs
+from sluice.config import get_settings
 from sluice.devstack import venv_bin
 from sluice.errors import ConfigurationError, ConnectorConfigError
 from sluice.index.search import search_chunks
 from sluice.indexing.models import RunState, RunTuning
+from sluice.temporal.client import data_converter
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.workflow_ids import connector_workflow_id
 from tests.support import (
@@ -464,7 +465,7 @@ async def test_recorded_histories_replay_deterministically(
     wid = connector_workflow_id(tenant, cc)
     replayer = Replayer(
         workflows=[ConnectorWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(get_settings()),
         interceptors=[TenantInterceptor()],
     )
     histories = [

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -40,6 +39,7 @@ from sluice.queues import TaskQueue
 from sluice.sandbox import ops as sandbox_ops
 from sluice.sandbox.models import SandboxRequest
 from sluice.scheduler import TemporalTaskScheduler
+from sluice.temporal.client import data_converter
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.workflow_ids import (
     connector_workflow_id,
@@ -118,7 +118,7 @@ def replayer(*workflows: type) -> Replayer:
             CsvExportWorkflow,
             SandboxWorkflow,
         ],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(get_settings()),
         interceptors=[TenantInterceptor()],
     )
 

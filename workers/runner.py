@@ -20,11 +20,14 @@ from temporalio.worker import Worker
 
 from sluice.config import Settings
 from sluice.db.engine import dispose_engines
+from sluice.devstack import free_port
 from sluice.errors import ConfigurationError
 from sluice.health import Readiness, serve_health, standard_checks
 from sluice.index.embedding import EmbeddingProvider, embedder_from_settings
+from sluice.metrics import MetricsEndpoint, set_process_endpoint
+from sluice.monitoring import Figures, collect_figures
 from sluice.queues import TaskQueue
-from sluice.temporal.client import connect
+from sluice.temporal.client import connect, sdk_metrics_runtime
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.policies import MAX_HEARTBEAT_THROTTLE, WORKER_GRACEFUL_SHUTDOWN
 from workers.kinds import WorkerKind, get_kind
@@ -52,6 +55,20 @@ async def sync_schedules_at_start(client: Client, settings: Settings) -> None:
                 updated=report.updated,
                 deleted=report.deleted,
             )
+
+
+def metrics_endpoint(kind: WorkerKind, client: Client, sdk_port: int) -> MetricsEndpoint:
+    """``/metrics`` of this process; a worker serving ``monitoring`` also publishes the
+    platform's figures (queues, connectors, index), collected at scrape time."""
+    refresh = None
+    if TaskQueue.MONITORING in kind.queues:
+
+        async def refresh() -> Figures:
+            return await collect_figures(client, None)
+
+    endpoint = MetricsEndpoint(refresh, sdk_port)
+    set_process_endpoint(endpoint)
+    return endpoint
 
 
 def embedder_factory(settings: Settings) -> Callable[[], EmbeddingProvider]:
@@ -109,7 +126,9 @@ async def run_worker(
     kind = get_kind(kind_name)
     identity = f"sluice-{kind.name}-{os.getpid()}@{socket.gethostname()}"
     structlog.contextvars.bind_contextvars(worker_kind=kind.name)
-    client = await connect(settings, workers=True)
+    sdk_port = settings.metrics_sdk_port or free_port()
+    client = await connect(settings, sdk_metrics_runtime(sdk_port), workers=True)
+    metrics = metrics_endpoint(kind, client, sdk_port)
     if TaskQueue.PRIMARY in kind.queues:
         await sync_schedules_at_start(client, settings)
     factory = embedder_factory(settings)
@@ -130,7 +149,7 @@ async def run_worker(
     readiness = Readiness(
         standard_checks(settings, client, identity, [q.value for q in kind.queues])
     )
-    server = await serve_health(readiness, settings.health_port)
+    server = await serve_health(readiness, settings.health_port, metrics=metrics)
     port = server.sockets[0].getsockname()[1]
     log.info(
         "worker started",
@@ -151,4 +170,5 @@ async def run_worker(
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*runs, return_exceptions=True)
         server.close()
+        set_process_endpoint(None)
         await dispose_engines()

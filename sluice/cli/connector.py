@@ -440,17 +440,14 @@ async def _attempts_started(client: Any, tenant_id: str, cc_pair_id: int) -> int
 async def _require_worker(client: Any, what: str) -> None:
     """Before sending what only a worker completes, and the command waits for: with no
     worker polling the workflows' queue, fail now, nothing sent."""
-    from temporalio.api.enums.v1 import TaskQueueType
-
+    from sluice.monitoring import describe_queue
     from sluice.queues import TaskQueue
-    from sluice.status import _pollers
 
     queue = TaskQueue.PRIMARY.value
-    try:
-        pollers = await _pollers(client, queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
-    except Exception:
+    described = await describe_queue(client, queue, "workflow")
+    if described.error is not None:
         return  # Temporal could not say: let the call itself decide
-    if not pollers:
+    if not described.pollers:
         raise SluiceError(
             f"no worker is polling task queue {queue!r} (start one: `sluice dev` or "
             f"`sluice worker background`): {what} needs one; nothing was sent"

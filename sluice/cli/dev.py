@@ -65,6 +65,7 @@ def dev(
             redis_url=s.redis_url,
             temporal_address=s.temporal_address,
             namespace=s.temporal_namespace,
+            codec_token=_codec_token(s),
         ) as stack:
             _run(stack, started, corpus if demo else None, exit_after_demo)
     except SluiceError as exc:
@@ -76,6 +77,16 @@ def dev(
             f"see the worker logs in {s.sluice_data_dir.resolve() / 'logs'}"
         ) from None
     console.print("stopped.")
+
+
+def _codec_token(s: Settings) -> str | None:
+    """With payload encryption on, the dev UI gets a codec server guarded by this token
+    (SLUICE_CODEC_TOKEN, or a fresh one for this run)."""
+    if not s.payload_keys:
+        return None
+    import secrets
+
+    return s.sluice_codec_token or secrets.token_urlsafe(24)
 
 
 def _run(stack: DevStack, started: float, corpus: Path | None, exit_after_demo: bool) -> None:
@@ -109,7 +120,7 @@ def _run(stack: DevStack, started: float, corpus: Path | None, exit_after_demo: 
         _print_workers(workers, time.monotonic() - started, stack.data_dir / "logs")
         if corpus is not None:
             asyncio.run(_demo(s.default_tenant, corpus))
-        _print_next_steps(stack.ui_url, s.default_tenant)
+        _print_next_steps(stack.ui_url, s.default_tenant, stack.codec_endpoint)
         if not exit_after_demo:
             supervise(workers, _say)
     finally:
@@ -236,12 +247,14 @@ async def _demo(tenant_id: str, corpus: Path) -> None:
         await dispose_engines()
 
 
-def _print_next_steps(ui_url: str | None, tenant_id: str) -> None:
+def _print_next_steps(ui_url: str | None, tenant_id: str, codec: str | None = None) -> None:
     from sluice.config import get_settings
 
     console.print()
     if ui_url:
         console.print(f"[bold green]Temporal Web UI:[/] {ui_url}")
+    if codec:
+        _say(f"Payloads are encrypted; the UI decrypts them through the codec server {codec}")
     console.print("Try, in another shell (same directory):")
     console.print('  uv run sluice search "checkpoint"')
     console.print("  uv run sluice connector list")
@@ -249,6 +262,8 @@ def _print_next_steps(ui_url: str | None, tenant_id: str) -> None:
     # is another server when this stack's Temporal had to move: name this stack's address.
     s = get_settings()
     target = f"--address {s.temporal_address}"
+    if codec:
+        target += f" --codec-endpoint {codec}"
     if s.temporal_namespace != "default":
         target += f" --namespace {s.temporal_namespace}"
     workflow = f"--workflow-id connector/{tenant_id}/1"

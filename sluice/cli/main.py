@@ -20,6 +20,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("system", "worker", "command"),
     "status": ("system", "status", "command"),
     "migrate": ("system", "migrate", "command"),
+    "codec-server": ("codec", "codec_server", "command"),
     "search": ("search", "search", "command"),
     "eval": ("evaluate", "evaluate", "command"),
     "connector": ("connector", "app", "group"),

@@ -10,6 +10,8 @@ from sluice.cli.common import TenantOption, fail, run, settings, tenant
 from sluice.errors import SluiceError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from sluice.status import Report
 
 temporal_app = typer.Typer(help="Temporal namespace set-up.", no_args_is_help=True)
@@ -45,10 +47,14 @@ def status(
     queues: list[str] | None = typer.Option(
         None, "--queue", "-q", help="Only this task queue (repeatable; default: every queue)."
     ),
+    tenant_id: str | None = TenantOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Show whether Temporal, Postgres and Redis answer and which task queues are polled.
+    """Show whether Temporal, Postgres and Redis answer, each task queue's pollers and
+    backlog, and the tenant's connectors and index size; alert-worthy states are marked.
 
-    Exit code 0 when all is well, 1 when a service is down or a queue has no poller.
+    Exit code 0 when all is well, 1 when a service is down, a queue has no poller, or
+    an alert holds (backlog older than ALERT_BACKLOG_MINUTES, a failing connector).
     """
     from sluice.queues import ALL_QUEUES
     from sluice.status import collect
@@ -57,14 +63,26 @@ def status(
     unknown = [q for q in queues or [] if q not in known]
     if unknown:
         raise fail(f"unknown task queue {unknown[0]!r}; expected one of: {', '.join(known)}")
-    report = run(collect(settings(), list(dict.fromkeys(queues or known))))
-    _print_report(report)
+    t = tenant(tenant_id)
+    report = run(collect(settings(), list(dict.fromkeys(queues or known)), t))
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
     if not report.healthy:
         raise typer.Exit(1)
 
 
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+
+
 def _print_report(report: Report) -> None:
-    """Two tables and a verdict; every cell is plain text (errors may contain brackets)."""
+    """Tables and a verdict; every cell is plain text (errors may contain brackets)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -74,15 +92,51 @@ def _print_report(report: Report) -> None:
     for svc in report.services:
         services.add_row(svc.name, Text(svc.detail, style="green" if svc.ok else "red"))
     console.print(services)
-    queues = Table("queue", "state", "pollers")
+    queues = Table("queue", "state", "backlog", "oldest", "pollers")
     for q in report.queues:
         pollers = sorted({*q.workflow_pollers, *q.activity_pollers})
         queues.add_row(
             q.queue,
             Text(q.state, style="green" if q.polled else "red"),
+            str(q.backlog),
+            _minutes(q.backlog_age_seconds) if q.backlog else "-",
             Text(", ".join(pollers) or "-"),
         )
     console.print(queues)
+    _print_connectors(console, report)
+    _print_verdict(console, report)
+
+
+def _print_connectors(console: Console, report: Report) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if report.figures is None or not report.figures.connectors:
+        return
+    table = Table("cc-pair", "name", "state", "last attempt", "took", "last success", "attempts")
+    for c in report.figures.connectors:
+        state = Text("failing", style="red") if c.failing else Text(c.status, style="green")
+        table.add_row(
+            str(c.cc_pair),
+            Text(c.name),
+            state,
+            c.last_attempt_status or "-",
+            _minutes(c.last_attempt_seconds),
+            f"{_minutes(c.last_success_age_seconds)} ago" if c.last_success_age_seconds else "-",
+            ", ".join(f"{k} {v}" for k, v in sorted(c.attempts.items())),
+        )
+    console.print(table)
+    for index in report.figures.index:
+        console.print(
+            f"index of {index.tenant}: {index.documents} documents, {index.chunks} chunks"
+        )
+
+
+def _print_verdict(console: Console, report: Report) -> None:
+    from rich.text import Text
+
+    for line in report.alerts:
+        console.print(Text(f"ALERT: {line}", style="bold red"))
     down = [s.name for s in report.services if not s.ok]
     idle = [q for q in report.queues if not q.polled and q.error is None]
     unknown = [q for q in report.queues if q.error is not None]
@@ -92,6 +146,7 @@ def _print_report(report: Report) -> None:
     parts = [f"{', '.join(down)} down"] if down else []
     parts += [f"{len(idle)} of {len(report.queues)} queues not polled"] if idle else []
     parts += [f"{len(unknown)} queues not checked"] if unknown else []
+    parts += [f"{len(report.alerts)} alerts"] if report.alerts else []
     console.print(Text(f"unhealthy: {'; '.join(parts)}", style="red"))
 
 

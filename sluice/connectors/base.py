@@ -13,7 +13,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,6 +39,9 @@ class ConnectorContext:
     attempt: int = 1
     """Temporal activity attempt (1 on the first try); lets fault injection act once."""
     keepalive: Callable[[], None] = field(default=lambda: None)
+    credential: dict[str, Any] | None = field(default=None, repr=False)
+    """The cc-pair's credential secret, loaded inside the fetch activity from its row
+    (never an activity input or result, so never in history; never logged)."""
     """Call while waiting without producing (a rate limit, a slow page): proves the
     connector is alive, so the heartbeat timeout only catches a connector that hangs."""
 

@@ -307,6 +307,14 @@ class WebConnector(Connector[WebConfig]):
                 "with a host"
             )
 
+    def _auth_headers(self) -> dict[str, str]:
+        """From the cc-pair's credential: ``{"bearer_token": ...}`` or ``{"headers": {...}}``."""
+        secret = self.context.credential or {}
+        headers = {str(k): str(v) for k, v in (secret.get("headers") or {}).items()}
+        if secret.get("bearer_token"):
+            headers["Authorization"] = f"Bearer {secret['bearer_token']}"
+        return headers
+
     def _client(
         self, robots: RobotsRules | None = None, *, any_host: bool = False
     ) -> httpx.AsyncClient:
@@ -323,10 +331,13 @@ class WebConnector(Connector[WebConfig]):
             if robots is not None and not robots.allowed(target):
                 raise _Disallowed(target)
 
+        headers = {"User-Agent": USER_AGENT}
+        if not any_host:  # the credential goes to the site's own host only
+            headers.update(self._auth_headers())
         return httpx.AsyncClient(
             timeout=httpx.Timeout(self.config.timeout_seconds),
             follow_redirects=True,
-            headers={"User-Agent": USER_AGENT},
+            headers=headers,
             event_hooks={"request": [guard]},
         )
 
