@@ -32,6 +32,7 @@ class CcPairInfo:
     consecutive_failures: int
     flag_reason: str | None
     last_successful_index_at: datetime | None
+    permission_sync_interval_seconds: int | None = None
 
 
 def _check_interval(name: str, value: int | None) -> None:
@@ -60,11 +61,13 @@ async def create_cc_pair(
     refresh_interval_seconds: int | None = None,
     prune_interval_seconds: int | None = None,
     credential: dict[str, Any] | None = None,
+    permission_sync_interval_seconds: int | None = None,
 ) -> CcPairInfo:
     """Validate everything, then write connector, credential and cc-pair in one transaction."""
     if not name.strip():
         raise ConfigurationError("name must not be empty")
     normalised = check_request(source, config, refresh_interval_seconds, prune_interval_seconds)
+    _check_interval("permission_sync_interval_seconds", permission_sync_interval_seconds)
     async with tenant_session(tenant_id) as session:
         await _refuse_duplicate_name(session, name)
         connector = ConnectorRow(name=name, source=source, config=normalised)
@@ -81,6 +84,7 @@ async def create_cc_pair(
             status=CcPairStatus.ACTIVE.value,
             refresh_interval_seconds=refresh_interval_seconds,
             prune_interval_seconds=prune_interval_seconds,
+            permission_sync_interval_seconds=permission_sync_interval_seconds,
             consecutive_failures=0,
         )
         session.add(pair)
@@ -116,6 +120,7 @@ def _info(pair: ConnectorCredentialPair, connector: ConnectorRow) -> CcPairInfo:
         consecutive_failures=pair.consecutive_failures,
         flag_reason=pair.flag_reason,
         last_successful_index_at=pair.last_successful_index_at,
+        permission_sync_interval_seconds=pair.permission_sync_interval_seconds,
     )
 
 

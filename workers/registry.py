@@ -7,7 +7,16 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities import attempts, bulk, deletion, docfetching, probe, pruning, settings
+from activities import (
+    attempts,
+    bulk,
+    deletion,
+    docfetching,
+    permissions,
+    probe,
+    pruning,
+    settings,
+)
 from activities.docprocessing import DocProcessingActivities
 from activities.generations import GenerationActivities
 from activities.sweeps import SweepActivities
@@ -19,6 +28,7 @@ from workflows.bulk import BulkConnectorsWorkflow
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.model_swap import ModelSwapWorkflow
+from workflows.permission_sync import ConnectorPermissionSyncWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sweep import SweepWorkflow
 
@@ -30,6 +40,7 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         ModelSwapWorkflow,
         SweepWorkflow,
         ConnectorPruningWorkflow,
+        ConnectorPermissionSyncWorkflow,
     ],
 }
 
@@ -57,6 +68,9 @@ def activities_for(
         ],
         TaskQueue.CHECKPOINT_CLEANUP: [attempts.delete_staged_batches],
         TaskQueue.CONNECTOR_PRUNING: [pruning.prune_connector],
+        TaskQueue.CONNECTOR_DOC_PERMISSIONS_SYNC: [permissions.collect_doc_permissions],
+        TaskQueue.CONNECTOR_EXTERNAL_GROUP_SYNC: [permissions.sync_external_groups],
+        TaskQueue.DOC_PERMISSIONS_UPSERT: [permissions.upsert_doc_permissions],
         TaskQueue.CONNECTOR_DELETION: [
             deletion.mark_cc_pair_deleting,
             deletion.delete_connector_documents,

@@ -21,6 +21,12 @@ def search(
     collection: str | None = typer.Option(
         None, "--collection", help="Only documents in this document set (`sluice document-set`)."
     ),
+    as_user: str | None = typer.Option(
+        None,
+        "--as-user",
+        help="Only what this user may read (their user, synced groups and public grants); "
+        "an unknown user sees public documents only.",
+    ),
     chunks: bool = typer.Option(
         False, "--chunks", help="Chunk-level results (default: one per document, best chunk)."
     ),
@@ -44,6 +50,7 @@ def search(
             source=source,
             collection=collection,
             chunks=chunks,
+            as_user=as_user,
         )
     )
     if as_json:

@@ -52,13 +52,20 @@ async def search(
     collection: str | None = None,
     chunks: bool = False,
     acl: list[str] | None = None,
+    as_user: str | None = None,
 ) -> list[SearchResult]:
     """The ``k`` best documents for ``query`` (or chunks with ``chunks=True``).
 
     Filters: ``connector`` (cc-pair ID), ``source``, ``collection`` (a document set),
-    ``acl`` (principals: only chunks one of them may read).
+    ``acl`` (principals: only chunks one of them may read), ``as_user`` (only what that
+    user may read: see :func:`principals_for`; with ``acl`` too, both must allow).
     Raises :class:`EmptyQueryError` for an empty or whitespace-only query.
     """
+    if as_user is not None:
+        if not query.strip():
+            raise EmptyQueryError("empty query: give some words to search for")
+        principals = await principals_for(tenant_id, as_user)
+        acl = principals if acl is None else [p for p in acl if p in principals]
     filters = Filters(connector=connector, source=source, collection=collection, acl=acl)
     generation, hits = await _hybrid(tenant_id, query, limit=k, group=not chunks, filters=filters)
     return [
@@ -77,6 +84,16 @@ async def search(
         )
         for i, h in enumerate(hits, 1)
     ]
+
+
+async def principals_for(tenant_id: str, user: str) -> list[str]:
+    """``user:NAME``, ``group:G`` for every synced group that lists NAME (or is NAME's
+    primary group), and ``public``. A user no source knows gets public documents only."""
+    from sluice.db.session import tenant_connection
+    from sluice.indexing.permissions import principals_for_user
+
+    async with tenant_connection(tenant_id) as (_, raw):
+        return await principals_for_user(raw, user)
 
 
 async def search_chunks(tenant_id: str, query: str, *, limit: int = 10) -> list[SearchHit]:
