@@ -32,12 +32,10 @@ METADATA_SYNC_ACTIVITY = "sync_stale_documents"
 @workflow.defn(name=workflow_ids.PERMISSION_SYNC)
 class ConnectorPermissionSyncWorkflow:
     @workflow.run
-    async def run(
-        self, input: PermissionSyncInput, carried: PermissionSyncResult | None = None
-    ) -> PermissionSyncResult:
+    async def run(self, input: PermissionSyncInput) -> PermissionSyncResult:
         cc = input.cc_pair_id
         started = workflow.now()
-        result = carried or await self._collect(input)
+        result = input.carried or await self._collect(input)
         while True:
             self._show(cc, result, "writing changed ACLs")
             batch = await workflow.execute_activity(
@@ -52,7 +50,7 @@ class ConnectorPermissionSyncWorkflow:
             result.written += batch.written
             if workflow.info().is_continue_as_new_suggested():
                 result.seconds += (workflow.now() - started).total_seconds()
-                workflow.continue_as_new(args=[input, result])
+                workflow.continue_as_new(input.model_copy(update={"carried": result}))
         self._show(cc, result, "syncing chunks")
         synced = await workflow.execute_activity(
             METADATA_SYNC_ACTIVITY,

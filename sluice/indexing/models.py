@@ -152,12 +152,6 @@ class PruneResult(BaseModel):
     )
 
 
-class PermissionSyncInput(BaseModel):
-    tenant_id: str
-    cc_pair_id: int
-    batch_size: int = Field(default=500, ge=1, description="Documents per upsert batch.")
-
-
 class GroupSyncResult(BaseModel):
     """What the external group sync stored (``synced=False``: the source has no groups)."""
 
@@ -192,6 +186,15 @@ class PermissionSyncResult(BaseModel):
     chunks_synced_documents: int = 0
     groups: GroupSyncResult = Field(default_factory=GroupSyncResult)
     seconds: float = 0.0
+
+
+class PermissionSyncInput(BaseModel):
+    tenant_id: str
+    cc_pair_id: int
+    batch_size: int = Field(default=500, ge=1, description="Documents per upsert batch.")
+    carried: PermissionSyncResult | None = Field(
+        default=None, description="Counts so far, when a long sync continued-as-new."
+    )
 
 
 class CarriedState(BaseModel):
