@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.workflow_ids import (
     connector_workflow_id,
     deletion_workflow_id,
+    permission_sync_workflow_id,
     pruning_workflow_id,
 )
 from tests.support import FAST, eventually, running_workers
@@ -44,6 +46,7 @@ from tests.unguarded_change import UnguardedChange
 from workflows.connector import ConnectorWorkflow
 from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.model_swap import ModelSwapWorkflow
+from workflows.permission_sync import ConnectorPermissionSyncWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sweep import SweepWorkflow
 
@@ -62,6 +65,8 @@ SCENARIOS = (
     "connector_pruned",
     "pruning_workflow",
     "sweep_reconcile",
+    "connector_permission_synced",
+    "permission_sync_workflow",
 )
 OTHER_WORKFLOW_TYPES = (
     "deletion_workflow",
@@ -69,6 +74,7 @@ OTHER_WORKFLOW_TYPES = (
     "model_swap_canceled",
     "pruning_workflow",
     "sweep_reconcile",
+    "permission_sync_workflow",
 )
 
 
@@ -81,6 +87,7 @@ def replayer(*workflows: type) -> Replayer:
             ModelSwapWorkflow,
             ConnectorPruningWorkflow,
             SweepWorkflow,
+            ConnectorPermissionSyncWorkflow,
         ],
         data_converter=pydantic_data_converter,
         interceptors=[TenantInterceptor()],
@@ -128,6 +135,7 @@ async def test_record_histories(dev_env: WorkflowEnvironment, tenant: str) -> No
         await _record_deleting(client, tenant)
         await _record_model_swaps(client, tenant)
         await _record_pruning_and_sweep(client, tenant)
+        await _record_permission_sync(client, tenant)
 
 
 async def _save(handle: WorkflowHandle[Any, Any], name: str) -> None:
@@ -244,6 +252,32 @@ async def _record_pruning_and_sweep(client: Client, tenant: str) -> None:
     )
     await sweep.result()
     await _save(sweep, "sweep_reconcile")
+
+
+async def _record_permission_sync(client: Client, tenant: str) -> None:
+    """A filesystem pair whose one file turned private: the sync writes one ACL."""
+    with tempfile.TemporaryDirectory() as root:
+        for i in range(3):
+            (Path(root) / f"note{i}.md").write_text(f"# note {i}\n\nPermission notes {i}.\n")
+        pair = await connector_ops.add_connector(
+            client,
+            tenant,
+            name="recorded-permissions",
+            source="filesystem",
+            config={"path": root},
+            refresh_interval_seconds=3600,
+            tuning=FAST,
+        )
+        await connector_ops.wait_for_attempts(client, tenant, pair.id, 1, timeout=60)
+        (Path(root) / "note0.md").chmod(0o600)
+        result = await connector_ops.sync_permissions(client, tenant, pair.id, wait=True)
+        assert result is not None and result.written == 1
+    await eventually(lambda: _state_is(client, tenant, pair.id, RunState.IDLE))
+    wid = connector_workflow_id(tenant, pair.id)
+    runs = await _runs(client, wid)
+    await _save(client.get_workflow_handle(wid, run_id=runs[-2]), "connector_permission_synced")
+    child = client.get_workflow_handle(permission_sync_workflow_id(tenant, pair.id))
+    await _save(child, "permission_sync_workflow")
 
 
 async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:
