@@ -86,6 +86,8 @@ async def collect_doc_permissions(request: PermissionSyncInput) -> PermissionCol
     activity.heartbeat("comparing", len(listed))
     async with tenant_connection(tenant) as (_, raw):
         held, changed = await stage_changed_acls(raw, request.cc_pair_id, listed)
+        # Stamped as the sync starts writing: the check does not ask again meanwhile.
+        await mark_permissions_synced(raw, request.cc_pair_id)
     result = PermissionCollectResult(listed=len(listed), held=held, changed=changed)
     log.info("permissions collected", **result.model_dump())
     return result
@@ -93,9 +95,7 @@ async def collect_doc_permissions(request: PermissionSyncInput) -> PermissionCol
 
 @activity.defn(name="upsert_doc_permissions")
 async def upsert_doc_permissions(request: PermissionSyncInput) -> PermissionUpsertResult:
-    """Write one batch of staged ACLs; when none is left, record the pair as synced."""
+    """Write one batch of staged ACLs (a transaction); ``taken == 0``: none is left."""
     async with tenant_connection(current_tenant()) as (_, raw):
         taken, written = await apply_staged_batch(raw, request.cc_pair_id, request.batch_size)
-        if taken == 0:
-            await mark_permissions_synced(raw, request.cc_pair_id)
     return PermissionUpsertResult(taken=taken, written=written)

@@ -314,6 +314,9 @@ class ConnectorWorkflow:
         s = self.s
         self._set_state(RunState.PRUNING)
         tenant, cc = self.input.tenant_id, self.input.cc_pair_id
+        # Served now: a request signalled while the child runs must stay for the next run
+        # (signals are applied before the child's result in the same activation).
+        s.prune_requested = False
         try:
             s.last_prune = await workflow.execute_child_workflow(
                 ConnectorPruningWorkflow.run,
@@ -325,13 +328,13 @@ class ConnectorWorkflow:
         except (ChildWorkflowError, WorkflowAlreadyStartedError) as err:
             s.last_error = f"pruning failed: {error_text(err)}"
             workflow.logger.warning("pruning failed: %s", s.last_error)
-        s.prune_requested = False
 
     async def _sync_permissions(self) -> None:
         """Run the permission-sync child and wait for it; a failure is recorded, never fatal."""
         s = self.s
         self._set_state(RunState.SYNCING_PERMISSIONS)
         tenant, cc = self.input.tenant_id, self.input.cc_pair_id
+        s.permission_sync_requested = False  # served now; a new request waits (see _prune)
         try:
             s.last_permission_sync = await workflow.execute_child_workflow(
                 ConnectorPermissionSyncWorkflow.run,
@@ -343,7 +346,6 @@ class ConnectorWorkflow:
         except (ChildWorkflowError, WorkflowAlreadyStartedError) as err:
             s.last_error = f"permission sync failed: {error_text(err)}"
             workflow.logger.warning("permission sync failed: %s", s.last_error)
-        s.permission_sync_requested = False
 
     async def _close_on_cancel(self) -> None:
         s = self.s

@@ -202,6 +202,11 @@ def _print_progress(p: ConnectorProgress) -> None:
         console.print(f"  last error: {p.last_error}")
     if p.invalid_reason:
         console.print(f"  invalid: {p.invalid_reason}")
+    if (perm := p.last_permission_sync) is not None:
+        console.print(
+            f"  last permission sync: {perm.listed} listed, {perm.changed} ACLs changed, "
+            f"{perm.groups.groups} groups, {perm.seconds:.1f} s"
+        )
 
 
 @app.command("status")
