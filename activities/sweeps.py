@@ -24,6 +24,7 @@ from sluice.db.models import CcPairStatus
 from sluice.db.session import tenant_connection
 from sluice.indexing.cleanup import delete_old_attempts, delete_orphan_staged_batches
 from sluice.indexing.metadata import sync_stale_batch
+from sluice.indexing.permissions import pairs_due_for_permission_sync
 from sluice.indexing.pruning import pairs_due_for_pruning
 from sluice.metrics import process_endpoint
 from sluice.monitoring import alerts, collect_figures
@@ -151,17 +152,35 @@ class SweepActivities:
         default = get_settings().prune_interval_seconds
         async with tenant_connection(tenant) as (_, raw):
             due = await pairs_due_for_pruning(raw, request.as_of, default)
+        asked = await self._signal_each(tenant, due, "prune")
+        return SweepResult(found=len(due), acted=asked, detail=f"{asked} prunes requested")
+
+    @activity.defn(name="request_due_permission_syncs")
+    async def request_due_permission_syncs(self, request: SweepRequest) -> SweepResult:
+        """Signal ``sync_permissions`` to each active pair whose permission-sync interval
+        has passed; its connector workflow syncs between attempts (never during one)."""
+        tenant = request.tenant_id
+        default = get_settings().permission_sync_interval_seconds
+        async with tenant_connection(tenant) as (_, raw):
+            due = await pairs_due_for_permission_sync(raw, request.as_of, default)
+        asked = await self._signal_each(tenant, due, "sync_permissions")
+        return SweepResult(
+            found=len(due), acted=asked, detail=f"{asked} permission syncs requested"
+        )
+
+    async def _signal_each(self, tenant: str, cc_pairs: list[int], signal: str) -> int:
+        """Signal each pair's connector workflow; returns how many were reached."""
         asked = 0
-        for cc in due:
+        for cc in cc_pairs:
             handle = self.client.get_workflow_handle(connector_workflow_id(tenant, cc))
             try:
                 with tenant_scope(tenant):
-                    await handle.signal("prune")
+                    await handle.signal(signal)
                 asked += 1
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise  # a missing workflow is the reconcile's job; the next sweep asks
-        return SweepResult(found=len(due), acted=asked, detail=f"{asked} prunes requested")
+        return asked
 
     @activity.defn(name="sync_stale_documents")
     async def sync_stale_documents(self, request: SweepRequest) -> SweepResult:

@@ -98,6 +98,17 @@ JOBS: tuple[PeriodicJob, ...] = (
         "cc-pairs whose prune interval has passed are asked to prune (their connector "
         "workflow prunes between attempts)",
     ),
+    # The seed names the task but gives no interval: 30 s (each pair has its own interval,
+    # PERMISSION_SYNC_INTERVAL_SECONDS by default; the check only asks those that are due).
+    PeriodicJob(
+        "permission-sync-check",
+        "check_for_doc_permissions_sync",
+        timedelta(seconds=30),
+        "request_due_permission_syncs",
+        TaskQueue.CONNECTOR_DOC_PERMISSIONS_SYNC,
+        "cc-pairs whose permission-sync interval has passed are asked to sync ACLs and "
+        "groups (their connector workflow syncs between attempts)",
+    ),
     PeriodicJob(
         "user-file-processing-check",
         "check_for_user_file_processing",

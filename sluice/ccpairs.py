@@ -38,6 +38,7 @@ class CcPairInfo:
     consecutive_failures: int
     flag_reason: str | None
     last_successful_index_at: datetime | None
+    permission_sync_interval_seconds: int | None = None
 
 
 def _check_interval(name: str, value: int | None) -> None:
@@ -68,11 +69,13 @@ async def create_cc_pair(
     refresh_interval_seconds: int | None = None,
     prune_interval_seconds: int | None = None,
     credential: dict[str, Any] | None = None,
+    permission_sync_interval_seconds: int | None = None,
 ) -> CcPairInfo:
     """Validate everything, then write connector, credential and cc-pair in one transaction."""
     if not name.strip():
         raise ConfigurationError("name must not be empty")
     normalised = check_request(source, config, refresh_interval_seconds, prune_interval_seconds)
+    _check_interval("permission_sync_interval_seconds", permission_sync_interval_seconds)
     from sluice.db.models import Connector as ConnectorRow
     from sluice.db.models import ConnectorCredentialPair, Credential
     from sluice.db.session import tenant_session
@@ -93,6 +96,7 @@ async def create_cc_pair(
             status=CcPairStatus.ACTIVE.value,
             refresh_interval_seconds=refresh_interval_seconds,
             prune_interval_seconds=prune_interval_seconds,
+            permission_sync_interval_seconds=permission_sync_interval_seconds,
             consecutive_failures=0,
         )
         session.add(pair)
@@ -132,13 +136,14 @@ def _info(pair: ConnectorCredentialPair, connector: ConnectorRow) -> CcPairInfo:
         consecutive_failures=pair.consecutive_failures,
         flag_reason=pair.flag_reason,
         last_successful_index_at=pair.last_successful_index_at,
+        permission_sync_interval_seconds=pair.permission_sync_interval_seconds,
     )
 
 
 _SELECT_INFO = """
     SELECT p.id, p.name, c.source, c.config, p.status, p.refresh_interval_seconds,
            p.prune_interval_seconds, p.consecutive_failures, p.flag_reason,
-           p.last_successful_index_at
+           p.last_successful_index_at, p.permission_sync_interval_seconds
     FROM connector_credential_pair p JOIN connector c ON c.id = p.connector_id
 """
 

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Default prune interval of a cc-pair without its own (0: never prune).",
     )
+    permission_sync_interval_seconds: int = Field(
+        default=1800,
+        ge=0,
+        description="Default permission-sync interval of a cc-pair without its own "
+        "(0: never sync permissions on a schedule).",
+    )
     index_attempt_retention_days: int = Field(
         default=30, ge=1, description="Attempts older than this go (each pair's latest stays)."
     )

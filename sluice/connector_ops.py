@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -40,6 +40,7 @@ from sluice.indexing.models import (
     ConnectorWorkflowInput,
     DeletionResult,
     IndexNowRequest,
+    PermissionSyncResult,
     PruneResult,
     RunTuning,
     SettingsApplied,
@@ -54,8 +55,11 @@ from sluice.temporal.workflow_ids import (
     bulk_workflow_id,
     connector_workflow_id,
     deletion_workflow_id,
+    permission_sync_workflow_id,
     pruning_workflow_id,
 )
+
+ResultT = TypeVar("ResultT")
 
 
 async def start_connector_workflow(
@@ -68,6 +72,7 @@ async def start_connector_workflow(
     delete: bool = False,
     retry_failed: bool = False,
     prune: bool = False,
+    sync_permissions: bool = False,
 ) -> WorkflowHandle[Any, None]:
     """Start the cc-pair's long-lived workflow, or return the one already running.
 
@@ -84,6 +89,8 @@ async def start_connector_workflow(
         signal = {"start_signal": "retry_failed"}
     if prune:
         signal = {"start_signal": "prune"}
+    if sync_permissions:
+        signal = {"start_signal": "sync_permissions"}
     with tenant_scope(tenant_id):
         return await client.start_workflow(
             CONNECTOR,
@@ -128,6 +135,7 @@ async def add_connector(
     prune_interval_seconds: int | None = None,
     tuning: RunTuning | None = None,
     credential: dict[str, Any] | None = None,
+    permission_sync_interval_seconds: int | None = None,
 ) -> CcPairInfo:
     """Validate, write the cc-pair, start its workflow; undo the row if the start fails.
 
@@ -141,6 +149,7 @@ async def add_connector(
         refresh_interval_seconds=refresh_interval_seconds,
         prune_interval_seconds=prune_interval_seconds,
         credential=credential,
+        permission_sync_interval_seconds=permission_sync_interval_seconds,
     )
     try:
         await start_connector_workflow(client, tenant_id, pair, tuning)
@@ -263,23 +272,70 @@ async def prune(
 ) -> PruneResult | None:
     """Remove documents that vanished at the source, between attempts (signal-with-start).
     With ``wait``, the counts of the pruning run this request caused."""
+    return await _between_attempts(
+        client,
+        tenant_id,
+        cc_pair_id,
+        "prune",
+        pruning_workflow_id(tenant_id, cc_pair_id),
+        PruneResult,
+        wait=wait,
+        timeout=timeout,
+    )
+
+
+async def sync_permissions(
+    client: Client, tenant_id: str, cc_pair_id: int, *, wait: bool = False, timeout: float = 600
+) -> PermissionSyncResult | None:
+    """Read ACLs and groups at the source again, between attempts (signal-with-start).
+    With ``wait``, the counts of the permission-sync run this request caused."""
+    return await _between_attempts(
+        client,
+        tenant_id,
+        cc_pair_id,
+        "sync_permissions",
+        permission_sync_workflow_id(tenant_id, cc_pair_id),
+        PermissionSyncResult,
+        wait=wait,
+        timeout=timeout,
+    )
+
+
+async def _between_attempts(
+    client: Client,
+    tenant_id: str,
+    cc_pair_id: int,
+    signal: str,
+    child_id: str,
+    result_type: type[ResultT],
+    *,
+    wait: bool,
+    timeout: float,
+) -> ResultT | None:
+    """Signal work the connector workflow runs as a child between attempts; with ``wait``,
+    the result of the first child run that started after the signal."""
     pair = await get_cc_pair(tenant_id, cc_pair_id)
     if pair.status == CcPairStatus.DELETING.value:
         raise ConfigurationError(f"cc-pair {cc_pair_id} is being deleted")
-    pruning_id = pruning_workflow_id(tenant_id, cc_pair_id)
-    before = await _latest_run(client, tenant_id, pruning_id) if wait else None
-    await start_connector_workflow(client, tenant_id, pair, prune=True)
+    before = await _latest_run(client, tenant_id, child_id) if wait else None
+    await start_connector_workflow(
+        client,
+        tenant_id,
+        pair,
+        prune=signal == "prune",
+        sync_permissions=signal == "sync_permissions",
+    )
     if not wait:
         return None
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        latest = await _latest_run(client, tenant_id, pruning_id)
+        latest = await _latest_run(client, tenant_id, child_id)
         if latest is not None and latest != before:
-            run = client.get_workflow_handle(pruning_id, run_id=latest[1], result_type=PruneResult)
+            run = client.get_workflow_handle(child_id, run_id=latest[1], result_type=result_type)
             with tenant_scope(tenant_id):
                 return await run.result()
         await asyncio.sleep(0.25)
-    raise TimeoutError(f"cc-pair {cc_pair_id}: no pruning run finished in {timeout}s")
+    raise TimeoutError(f"cc-pair {cc_pair_id}: no {signal} run finished in {timeout}s")
 
 
 async def _latest_run(client: Client, tenant_id: str, workflow_id: str) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from sluice.temporal.workflow_ids import (
     connector_workflow_id,
     deletion_workflow_id,
     document_index_workflow_id,
+    permission_sync_workflow_id,
     pruning_workflow_id,
     user_file_delete_workflow_id,
     user_file_move_workflow_id,
@@ -58,6 +60,7 @@ from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.document_index import DocumentIndexWorkflow
 from workflows.export import CsvExportWorkflow
 from workflows.model_swap import ModelSwapWorkflow
+from workflows.permission_sync import ConnectorPermissionSyncWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sandbox import SandboxWorkflow
 from workflows.sweep import SweepWorkflow
@@ -85,6 +88,8 @@ SCENARIOS = (
     "user_file_deleted",
     "csv_export",
     "sandbox_run",
+    "connector_permission_synced",
+    "permission_sync_workflow",
 )
 OTHER_WORKFLOW_TYPES = (
     "deletion_workflow",
@@ -99,6 +104,7 @@ OTHER_WORKFLOW_TYPES = (
     "user_file_deleted",
     "csv_export",
     "sandbox_run",
+    "permission_sync_workflow",
 )
 
 
@@ -117,6 +123,7 @@ def replayer(*workflows: type) -> Replayer:
             UserFileDeleteWorkflow,
             CsvExportWorkflow,
             SandboxWorkflow,
+            ConnectorPermissionSyncWorkflow,
         ],
         data_converter=data_converter(get_settings()),
         interceptors=[TenantInterceptor()],
@@ -170,6 +177,7 @@ async def test_record_histories(
         await _record_model_swaps(client, tenant)
         await _record_pruning_and_sweep(client, tenant)
         await _record_document_index(client, tenant)
+        await _record_permission_sync(client, tenant)
 
 
 async def _save(handle: WorkflowHandle[Any, Any], name: str) -> None:
@@ -333,6 +341,32 @@ async def _record_user_file_export_sandbox(client: Client, tenant: str, tmp: Pat
     sandbox = await sandbox_ops.start(client, run)
     await sandbox.result()
     await _save(sandbox, "sandbox_run")
+
+
+async def _record_permission_sync(client: Client, tenant: str) -> None:
+    """A filesystem pair whose one file turned private: the sync writes one ACL."""
+    with tempfile.TemporaryDirectory() as root:
+        for i in range(3):
+            (Path(root) / f"note{i}.md").write_text(f"# note {i}\n\nPermission notes {i}.\n")
+        pair = await connector_ops.add_connector(
+            client,
+            tenant,
+            name="recorded-permissions",
+            source="filesystem",
+            config={"path": root},
+            refresh_interval_seconds=3600,
+            tuning=FAST,
+        )
+        await connector_ops.wait_for_attempts(client, tenant, pair.id, 1, timeout=60)
+        (Path(root) / "note0.md").chmod(0o600)
+        result = await connector_ops.sync_permissions(client, tenant, pair.id, wait=True)
+        assert result is not None and result.written == 1
+    await eventually(lambda: _state_is(client, tenant, pair.id, RunState.IDLE))
+    wid = connector_workflow_id(tenant, pair.id)
+    runs = await _runs(client, wid)
+    await _save(client.get_workflow_handle(wid, run_id=runs[-2]), "connector_permission_synced")
+    child = client.get_workflow_handle(permission_sync_workflow_id(tenant, pair.id))
+    await _save(child, "permission_sync_workflow")
 
 
 async def _state_is(client: Client, tenant: str, cc: int, state: RunState) -> bool:

@@ -14,6 +14,7 @@ from activities import (
     deletion,
     docfetching,
     exports,
+    permissions,
     probe,
     pruning,
     sandbox,
@@ -35,6 +36,7 @@ from workflows.deletion import ConnectorDeletionWorkflow
 from workflows.document_index import DocumentIndexWorkflow
 from workflows.export import CsvExportWorkflow
 from workflows.model_swap import ModelSwapWorkflow
+from workflows.permission_sync import ConnectorPermissionSyncWorkflow
 from workflows.pruning import ConnectorPruningWorkflow
 from workflows.sandbox import SandboxWorkflow
 from workflows.sweep import SweepWorkflow
@@ -54,6 +56,7 @@ WORKFLOWS: dict[TaskQueue, Sequence[type]] = {
         UserFileDeleteWorkflow,
         SandboxWorkflow,
         CsvExportWorkflow,
+        ConnectorPermissionSyncWorkflow,
     ],
 }
 
@@ -130,6 +133,9 @@ def activities_for(
         TaskQueue.CONNECTOR_PRUNING: [pruning.prune_connector],
         TaskQueue.SANDBOX: [sandbox.run_sandbox],
         TaskQueue.CSV_GENERATION: [exports.export_csv],
+        TaskQueue.CONNECTOR_DOC_PERMISSIONS_SYNC: [permissions.collect_doc_permissions],
+        TaskQueue.CONNECTOR_EXTERNAL_GROUP_SYNC: [permissions.sync_external_groups],
+        TaskQueue.DOC_PERMISSIONS_UPSERT: [permissions.upsert_doc_permissions],
         TaskQueue.CONNECTOR_DELETION: [
             deletion.mark_cc_pair_deleting,
             deletion.delete_connector_documents,

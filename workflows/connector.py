@@ -23,8 +23,12 @@ Between attempts it also prunes (``prune`` signal, sent by the pruning-check sch
 ``sluice connector prune``): a child workflow removes what vanished at the source, so
 pruning and indexing of one pair never run at the same time.
 
+It syncs permissions the same way (``sync_permissions`` signal, sent by the
+permission-sync-check schedule or ``sluice connector sync-permissions``): a child workflow
+stores the source's groups and writes changed ACLs, never during an attempt.
+
 Signals: ``index_now``, ``pause``, ``resume``, ``cancel_run``, ``retry_failed``, ``prune``,
-``delete``. Update: ``update_settings``. Query: ``progress``.
+``sync_permissions``, ``delete``. Update: ``update_settings``. Query: ``progress``.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         DeletionInput,
         FinishAttemptRequest,
         IndexNowRequest,
+        PermissionSyncInput,
         PruneInput,
         RunState,
         SettingsApplied,
@@ -78,12 +83,14 @@ with workflow.unsafe.imports_passed_through():
     from sluice.temporal import policies, search, workflow_ids
     from sluice.temporal.workflow_ids import (
         deletion_workflow_id,
+        permission_sync_workflow_id,
         pruning_workflow_id,
     )
     from workflows import patches
     from workflows.attempt import INVALIDATING_ERRORS, AttemptPipeline, error_text, error_type
     from workflows.bookkeeping import ArgT, ResultT, bookkeeping
     from workflows.deletion import ConnectorDeletionWorkflow
+    from workflows.permission_sync import ConnectorPermissionSyncWorkflow
     from workflows.pruning import ConnectorPruningWorkflow
 
 UNEXPECTED_ERROR_BACKOFF = (60, 3600)
@@ -133,6 +140,12 @@ class ConnectorWorkflow:
         """Remove documents that vanished at the source, before the next attempt."""
         if not self.s.deleting:
             self.s.prune_requested = True
+
+    @workflow.signal
+    def sync_permissions(self) -> None:
+        """Read ACLs and groups at the source again, before the next attempt."""
+        if not self.s.deleting:
+            self.s.permission_sync_requested = True
 
     @workflow.signal
     def pause(self) -> None:
@@ -230,6 +243,7 @@ class ConnectorWorkflow:
             next_run_in_seconds=next_in,
             refresh_interval_seconds=self.input.refresh_interval_seconds,
             last_prune=self.s.last_prune,
+            last_permission_sync=self.s.last_permission_sync,
         )
 
     # --- the state machine ------------------------------------------------------------
@@ -263,6 +277,11 @@ class ConnectorWorkflow:
                 if self._prune_ready() and workflow.patched(patches.PRUNING_BETWEEN_ATTEMPTS):
                     await self._prune()
                     return
+                if self._permission_sync_ready() and workflow.patched(
+                    patches.PERMISSION_SYNC_BETWEEN_ATTEMPTS
+                ):
+                    await self._sync_permissions()
+                    return
                 if not await self._start_attempt():
                     return
             if workflow.patched(patches.RUNNING_STATE_DURING_ATTEMPT):
@@ -295,6 +314,9 @@ class ConnectorWorkflow:
         s = self.s
         self._set_state(RunState.PRUNING)
         tenant, cc = self.input.tenant_id, self.input.cc_pair_id
+        # Served now: a request signalled while the child runs must stay for the next run
+        # (signals are applied before the child's result in the same activation).
+        s.prune_requested = False
         try:
             s.last_prune = await workflow.execute_child_workflow(
                 ConnectorPruningWorkflow.run,
@@ -306,7 +328,24 @@ class ConnectorWorkflow:
         except (ChildWorkflowError, WorkflowAlreadyStartedError) as err:
             s.last_error = f"pruning failed: {error_text(err)}"
             workflow.logger.warning("pruning failed: %s", s.last_error)
-        s.prune_requested = False
+
+    async def _sync_permissions(self) -> None:
+        """Run the permission-sync child and wait for it; a failure is recorded, never fatal."""
+        s = self.s
+        self._set_state(RunState.SYNCING_PERMISSIONS)
+        tenant, cc = self.input.tenant_id, self.input.cc_pair_id
+        s.permission_sync_requested = False  # served now; a new request waits (see _prune)
+        try:
+            s.last_permission_sync = await workflow.execute_child_workflow(
+                ConnectorPermissionSyncWorkflow.run,
+                PermissionSyncInput(tenant_id=tenant, cc_pair_id=cc),
+                id=permission_sync_workflow_id(tenant, cc),
+                task_queue=workflow.info().task_queue,
+                static_summary=f"sync permissions of {self.input.source} cc-pair {cc}",
+            )
+        except (ChildWorkflowError, WorkflowAlreadyStartedError) as err:
+            s.last_error = f"permission sync failed: {error_text(err)}"
+            workflow.logger.warning("permission sync failed: %s", s.last_error)
 
     async def _close_on_cancel(self) -> None:
         s = self.s
@@ -340,9 +379,16 @@ class ConnectorWorkflow:
         s = self.s
         return s.prune_requested and not s.paused and s.invalid_reason is None
 
+    def _permission_sync_ready(self) -> bool:
+        s = self.s
+        return s.permission_sync_requested and not s.paused and s.invalid_reason is None
+
     def _go(self) -> bool:
-        """Leave the wait: an attempt or a prune is due, or the connector is being deleted."""
-        return self._ready() or self._prune_ready() or self.s.deleting
+        """Leave the wait: an attempt, a prune or a permission sync is due, or the
+        connector is being deleted."""
+        return (
+            self._ready() or self._prune_ready() or self._permission_sync_ready() or self.s.deleting
+        )
 
     async def _wait_until_due(self) -> None:
         """Until an attempt is due (timer) or asked for, and neither paused nor invalid."""
@@ -350,7 +396,7 @@ class ConnectorWorkflow:
             if self.s.deleting:
                 break
             await self._sync_db_status()
-            if self._ready() or self._prune_ready():
+            if self._ready() or self._prune_ready() or self._permission_sync_ready():
                 break
             self._set_state(self._resting_state())
             due = self._due_at()

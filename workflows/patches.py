@@ -24,3 +24,7 @@ RUNNING_STATE_DURING_ATTEMPT = "running-state-during-attempt"
 
 PRUNING_BETWEEN_ATTEMPTS = "pruning-between-attempts"
 """2026-12-02: a ``prune`` signal runs the pruning child workflow before the next attempt."""
+
+PERMISSION_SYNC_BETWEEN_ATTEMPTS = "permission-sync-between-attempts"
+"""2026-12-03: a ``sync_permissions`` signal runs the permission-sync child workflow
+(groups, ACLs, metadata sync) before the next attempt."""

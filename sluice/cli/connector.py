@@ -117,6 +117,11 @@ def add(
     config_json: str | None = typer.Option(None, "--config-json", help="Config as a JSON object."),
     refresh: int | None = typer.Option(None, "--refresh", help="Refresh interval in seconds."),
     prune: int | None = typer.Option(None, "--prune", help="Prune interval in seconds."),
+    perm_sync: int | None = typer.Option(
+        None,
+        "--perm-sync",
+        help="Permission-sync interval in seconds (default PERMISSION_SYNC_INTERVAL_SECONDS).",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the first run, with a progress bar."),
     timeout: float = typer.Option(3600, "--timeout", help="Seconds --wait waits at most."),
     tenant_id: str | None = TenantOption,
@@ -142,6 +147,7 @@ def add(
             config=cfg,
             refresh_interval_seconds=refresh,
             prune_interval_seconds=prune,
+            permission_sync_interval_seconds=perm_sync,
         )
         console.print(
             f"added cc-pair [bold]{pair.id}[/] ({source}); workflow "
@@ -196,6 +202,11 @@ def _print_progress(p: ConnectorProgress) -> None:
         console.print(f"  last error: {p.last_error}")
     if p.invalid_reason:
         console.print(f"  invalid: {p.invalid_reason}")
+    if (perm := p.last_permission_sync) is not None:
+        console.print(
+            f"  last permission sync: {perm.listed} listed, {perm.changed} ACLs changed, "
+            f"{perm.groups.groups} groups, {perm.seconds:.1f} s"
+        )
 
 
 @app.command("status")
@@ -412,6 +423,40 @@ def prune(
                 f"cc-pair {cc_pair_id} pruned: the source lists {result.listed}, "
                 f"{result.vanished} vanished, {result.deleted} documents deleted, "
                 f"{result.unlinked - result.deleted} kept for other connectors"
+            )
+
+    run(go())
+
+
+@app.command("sync-permissions")
+def sync_permissions(
+    cc_pair_id: int = typer.Argument(...),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the permission-sync counts."),
+    timeout: float = typer.Option(600, "--timeout"),
+    tenant_id: str | None = TenantOption,
+) -> None:
+    """Read ACLs and groups at the source again (runs between attempts, no re-embedding)."""
+    from sluice import connector_ops
+    from sluice.temporal.client import connect
+
+    t = tenant(tenant_id)
+
+    async def go() -> None:
+        client = await connect()
+        result = await connector_ops.sync_permissions(
+            client, t, cc_pair_id, wait=wait, timeout=timeout
+        )
+        console.print(f"sync-permissions sent to cc-pair {cc_pair_id}")
+        if result is not None:
+            groups = (
+                f"{result.groups.groups} groups, {result.groups.memberships} memberships"
+                if result.groups.synced
+                else "no groups at this source"
+            )
+            console.print(
+                f"cc-pair {cc_pair_id} permissions synced in {result.seconds:.1f} s: the source "
+                f"lists {result.listed}, {result.changed} ACLs changed, {result.written} "
+                f"written in {result.batches} batches; {groups}"
             )
 
     run(go())

@@ -24,6 +24,12 @@ def search(
     context: int = typer.Option(
         0, "--context", min=0, max=5, help="Also show N chunks around each result's best one."
     ),
+    as_user: str | None = typer.Option(
+        None,
+        "--as-user",
+        help="Only what this user may read (their user, synced groups and public grants); "
+        "an unknown user sees public documents only.",
+    ),
     chunks: bool = typer.Option(
         False, "--chunks", help="Chunk-level results (default: one per document, best chunk)."
     ),
@@ -48,6 +54,7 @@ def search(
             collection=collection,
             chunks=chunks,
             context=context,
+            as_user=as_user,
         )
     )
     if as_json:

@@ -4,7 +4,9 @@ A connector is built from a validated config model and a :class:`ConnectorContex
 ``load(checkpoint)`` yields documents and per-document failures, each with the
 checkpoint after it; the last item's checkpoint (or the final one from
 ``final_checkpoint``) has ``done=True`` once the pass has finished.
-``list_ids()`` lists the source's document IDs cheaply, for pruning.
+``list_ids()`` lists the source's document IDs cheaply, for pruning;
+``list_permissions()`` lists each document's ACL just as cheaply, and ``list_groups()``
+the source's groups, for permission sync (no content is read, nothing is re-embedded).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from sluice.connectors.models import Checkpoint, ConnectorOutput, Document, DocumentFailure
+
+PUBLIC = "public"
+"""The principal every user holds: a document whose ACL has it is readable by anyone."""
 
 
 class ConnectorConfig(BaseModel):
@@ -92,6 +97,19 @@ class Connector(ABC, Generic[ConfigT]):
     @abstractmethod
     def list_ids(self) -> AsyncIterator[str]:
         """Yield every document ID currently at the source (cheap: no content)."""
+
+    async def list_permissions(self) -> AsyncIterator[tuple[str, list[str]]]:
+        """Yield ``(document ID, ACL)`` for every document at the source, without content.
+
+        The default suits sources whose documents anyone may read (the web, synthetic
+        data): every listed ID is ``public``. Sources with permissions override it."""
+        async for doc_id in self.list_ids():
+            yield doc_id, [PUBLIC]
+
+    def list_groups(self) -> dict[str, list[str]] | None:
+        """The source's groups and their members' user names, or ``None`` when the source
+        has no groups (then the group sync leaves the stored groups alone)."""
+        return None
 
     async def fetch_document(self, doc_id: str) -> Document | DocumentFailure:
         """Fetch one document again by its ID ("retry failed documents"). Sources that can

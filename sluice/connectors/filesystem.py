@@ -19,7 +19,7 @@ import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,6 +33,7 @@ from sluice.connectors.models import (
     DocumentFailure,
     Section,
 )
+from sluice.connectors.posix import PosixDirectory
 from sluice.connectors.web import parse_html
 from sluice.errors import ConnectorConfigError
 
@@ -61,6 +62,16 @@ class FilesystemConfig(ConnectorConfig):
         default_factory=lambda: list(DEFAULT_EXCLUDE),
         description="Glob patterns matched against each file/folder name and relative path.",
     )
+    passwd_file: str | None = Field(
+        default=None,
+        description="A passwd-format file naming the files' owners and users' primary groups "
+        "(default: this machine's users). For a folder from another machine, and tests.",
+    )
+    group_file: str | None = Field(
+        default=None,
+        description="A group-format file naming the files' groups and their members "
+        "(default: this machine's groups).",
+    )
 
     @field_validator("extensions")
     @classmethod
@@ -85,6 +96,7 @@ class _Entry:
     doc_id: str
     changed: float | None = None
     error: str | None = None
+    acl: tuple[str, ...] = ()
 
 
 class FilesystemConnector(Connector[FilesystemConfig]):
@@ -106,6 +118,16 @@ class FilesystemConnector(Connector[FilesystemConfig]):
         """The ID of the file at ``rel`` (relative POSIX path): used by load and list_ids."""
         return self.id_prefix + rel
 
+    @cached_property
+    def directory(self) -> PosixDirectory:
+        """Whose names go into ACLs and group memberships (read once per connector)."""
+        try:
+            return PosixDirectory.load(self.config.passwd_file, self.config.group_file)
+        except OSError as exc:
+            raise ConnectorConfigError(
+                f"connector config field 'passwd_file'/'group_file': cannot read: {exc}"
+            ) from None
+
     def validate_source(self) -> None:
         root = self.root
         if not os.path.exists(root):
@@ -114,6 +136,10 @@ class FilesystemConnector(Connector[FilesystemConfig]):
             raise ConnectorConfigError(f"connector config field 'path': {root} is not a directory")
         if not os.access(root, os.R_OK | os.X_OK):
             raise ConnectorConfigError(f"connector config field 'path': {root} is not readable")
+        for name in ("passwd_file", "group_file"):
+            named = getattr(self.config, name)
+            if named is not None and not os.path.isfile(named):
+                raise ConnectorConfigError(f"connector config field {name!r}: no file {named}")
 
     def _excluded(self, name: str, rel: str) -> bool:
         return any(
@@ -152,7 +178,8 @@ class FilesystemConnector(Connector[FilesystemConfig]):
                 if stat.S_ISREG(st.st_mode):  # never open FIFOs, sockets or devices
                     # ctime too: a chmod (ACL change) or a move must be re-indexed.
                     changed = max(st.st_mtime, st.st_ctime)
-                    entries.append(_Entry(rel, full, id_prefix + rel, changed=changed))
+                    acl = tuple(self.directory.acl(st))
+                    entries.append(_Entry(rel, full, id_prefix + rel, changed, acl=acl))
         entries.sort(key=lambda e: e.rel)
         return entries
 
@@ -186,6 +213,17 @@ class FilesystemConnector(Connector[FilesystemConfig]):
     async def list_ids(self) -> AsyncIterator[str]:
         for entry in await asyncio.to_thread(self._scan):
             yield entry.doc_id
+
+    async def list_permissions(self) -> AsyncIterator[tuple[str, list[str]]]:
+        """Owner, group and mode of every file, from one ``stat`` each (no file is read).
+        A file that could not be stat'ed is left out: its stored ACL stays."""
+        for entry in await asyncio.to_thread(self._scan):
+            if entry.error is None:
+                yield entry.doc_id, list(entry.acl)
+
+    def list_groups(self) -> dict[str, list[str]]:
+        """POSIX groups and members (listed ones and users whose primary group it is)."""
+        return self.directory.memberships()
 
     async def fetch_document(self, doc_id: str) -> Document | DocumentFailure:
         """Read the file the ID names again (it must still be inside the folder)."""
@@ -237,7 +275,7 @@ class FilesystemConnector(Connector[FilesystemConfig]):
                 link=link,
                 sections=[Section(text=s) for s in sections],
                 metadata={"path": entry.rel, "extension": ext},
-                acl=posix_acl(st),
+                acl=self.directory.acl(st),
                 updated_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
             )
         except ValueError as exc:  # pydantic: e.g. a path too long for a document ID
@@ -299,32 +337,9 @@ def _extension(name: str, extensions: list[str]) -> str:
     return max(matching, key=len) if matching else os.path.splitext(lowered)[1]
 
 
-@lru_cache(maxsize=1024)
-def _user_name(uid: int) -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return str(uid)
-
-
-@lru_cache(maxsize=1024)
-def _group_name(gid: int) -> str:
-    try:
-        import grp
-
-        return grp.getgrgid(gid).gr_name
-    except (ImportError, KeyError):
-        return str(gid)
-
-
-def posix_acl(st: os.stat_result) -> list[str]:
-    """Owner and group as principals; ``public`` if anyone on the machine may read it."""
-    acl = [f"user:{_user_name(st.st_uid)}", f"group:{_group_name(st.st_gid)}"]
-    if st.st_mode & stat.S_IROTH:
-        acl.append("public")
-    return acl
+def posix_acl(st: os.stat_result, directory: PosixDirectory | None = None) -> list[str]:
+    """Owner (if ``u+r``), group (if ``g+r``), ``public`` (if ``o+r``): who may read it."""
+    return (directory or PosixDirectory.load()).acl(st)
 
 
 def parse_text(text: str, extension: str) -> tuple[str | None, list[str]]:

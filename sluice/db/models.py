@@ -85,6 +85,12 @@ class ConnectorCredentialPair(Base):
         DateTime(timezone=True), nullable=True
     )
     last_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    permission_sync_interval_seconds: Mapped[int | None] = mapped_column(
+        Integer, nullable=True, doc="NULL: the PERMISSION_SYNC_INTERVAL_SECONDS default (0009)."
+    )
+    last_permission_sync_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -154,6 +160,33 @@ class DocumentByCcPair(Base):
     )
 
     __table_args__ = (Index("ix_doc_by_cc_pair_cc", "cc_pair_id"),)
+
+
+class DocumentPermissionStaged(Base):
+    """A changed ACL found by a permission sync, waiting for its upsert batch (0009)."""
+
+    __tablename__ = "document_permission_staged"
+
+    cc_pair_id: Mapped[int] = mapped_column(
+        ForeignKey("connector_credential_pair.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    acl: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+
+class ExternalGroup(Base):
+    """A group at the source and its members, as the pair's last group sync saw it (0009)."""
+
+    __tablename__ = "external_group"
+
+    cc_pair_id: Mapped[int] = mapped_column(
+        ForeignKey("connector_credential_pair.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    members: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_external_group_members", "members", postgresql_using="gin"),)
 
 
 class Chunk(Base):

@@ -61,14 +61,22 @@ async def search(
     chunks: bool = False,
     acl: list[str] | None = None,
     context: int = 0,
+    as_user: str | None = None,
 ) -> list[SearchResult]:
     """The ``k`` best documents for ``query`` (or chunks with ``chunks=True``).
 
     Filters: ``connector`` (cc-pair ID), ``source``, ``collection`` (a document set),
-    ``acl`` (principals: only chunks one of them may read). ``context``: also return
-    snippets of up to that many chunks before and after each result's chunk.
+    ``acl`` (principals: only chunks one of them may read), ``as_user`` (only what that
+    user may read: see :func:`principals_for`; with ``acl`` too, both must allow).
+    ``context``: also return snippets of up to that many chunks before and after each
+    result's chunk.
     Raises :class:`EmptyQueryError` for an empty or whitespace-only query.
     """
+    if as_user is not None:
+        if not query.strip():
+            raise EmptyQueryError("empty query: give some words to search for")
+        principals = await principals_for(tenant_id, as_user)
+        acl = principals if acl is None else [p for p in acl if p in principals]
     filters = Filters(connector=connector, source=source, collection=collection, acl=acl)
     generation, hits = await _hybrid(tenant_id, query, limit=k, group=not chunks, filters=filters)
     around = await _neighbours(tenant_id, hits, context, acl) if context > 0 and hits else {}
@@ -95,15 +103,25 @@ async def _neighbours(
     tenant_id: str, hits: list[SearchHit], width: int, acl: list[str] | None
 ) -> dict[tuple[str, int], list[Neighbour]]:
     """The chunks within ``width`` of each hit's chunk in its document (readable ones)."""
-    from sluice.db.session import tenant_connection
+    from sluice.db.raw import raw_tenant_connection
     from sluice.index.store import chunks_around
 
-    async with tenant_connection(tenant_id) as (_, raw):
+    async with raw_tenant_connection(tenant_id) as raw:
         found = await chunks_around(raw, [(h.document_id, h.chunk_id) for h in hits], width, acl)
     return {
         key: [Neighbour(chunk_id=c, snippet=_snippet(text)) for c, text in rows]
         for key, rows in found.items()
     }
+
+
+async def principals_for(tenant_id: str, user: str) -> list[str]:
+    """``user:NAME``, ``group:G`` for every synced group that lists NAME (or is NAME's
+    primary group), and ``public``. A user no source knows gets public documents only."""
+    from sluice.db.raw import raw_tenant_connection
+    from sluice.indexing.permissions import principals_for_user
+
+    async with raw_tenant_connection(tenant_id) as raw:
+        return await principals_for_user(raw, user)
 
 
 async def search_chunks(tenant_id: str, query: str, *, limit: int = 10) -> list[SearchHit]:

@@ -87,6 +87,8 @@ class RunState(StrEnum):
     """Bookkeeping has been retrying for a while: Postgres is likely unreachable."""
     PRUNING = "pruning"
     """Removing documents that vanished at the source (never during an attempt)."""
+    SYNCING_PERMISSIONS = "syncing_permissions"
+    """Reading ACLs and groups at the source again (never during an attempt)."""
 
 
 class AttemptCounts(BaseModel):
@@ -150,6 +152,51 @@ class PruneResult(BaseModel):
     )
 
 
+class GroupSyncResult(BaseModel):
+    """What the external group sync stored (``synced=False``: the source has no groups)."""
+
+    synced: bool = False
+    groups: int = 0
+    memberships: int = 0
+
+
+class PermissionCollectResult(BaseModel):
+    """The source's ACLs compared with the index's: how many changed (staged to write)."""
+
+    listed: int = 0
+    held: int = 0
+    changed: int = 0
+
+
+class PermissionUpsertResult(BaseModel):
+    """One upsert batch: staged ACLs taken, and how many documents actually changed."""
+
+    taken: int = 0
+    written: int = 0
+
+
+class PermissionSyncResult(BaseModel):
+    """What a permission-sync run did (its workflow's result, shown in the Web UI)."""
+
+    listed: int = 0
+    held: int = 0
+    changed: int = 0
+    written: int = 0
+    batches: int = 0
+    chunks_synced_documents: int = 0
+    groups: GroupSyncResult = Field(default_factory=GroupSyncResult)
+    seconds: float = 0.0
+
+
+class PermissionSyncInput(BaseModel):
+    tenant_id: str
+    cc_pair_id: int
+    batch_size: int = Field(default=500, ge=1, description="Documents per upsert batch.")
+    carried: PermissionSyncResult | None = Field(
+        default=None, description="Counts so far, when a long sync continued-as-new."
+    )
+
+
 class CarriedState(BaseModel):
     """Everything the workflow knows that must survive continue-as-new (small JSON)."""
 
@@ -192,6 +239,10 @@ class CarriedState(BaseModel):
         default=False, description="Pruning was asked for: it runs between attempts."
     )
     last_prune: PruneResult | None = None
+    permission_sync_requested: bool = Field(
+        default=False, description="A permission sync was asked for: it runs between attempts."
+    )
+    last_permission_sync: PermissionSyncResult | None = None
 
 
 class SettingsUpdate(BaseModel):
@@ -244,6 +295,7 @@ class ConnectorProgress(BaseModel):
     next_run_in_seconds: float | None = None
     refresh_interval_seconds: int | None = None
     last_prune: PruneResult | None = None
+    last_permission_sync: PermissionSyncResult | None = None
 
 
 # --- activity messages ----------------------------------------------------------------

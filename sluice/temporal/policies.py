@@ -294,3 +294,41 @@ def sandbox_policy(timeout_seconds: float) -> ActivityPolicy:
         heartbeat=SANDBOX_HEARTBEAT,
         maximum_attempts=1,
     )
+
+
+PERMISSION_COLLECT = ActivityPolicy(
+    task_queue=TaskQueue.CONNECTOR_DOC_PERMISSIONS_SYNC,
+    start_to_close=timedelta(hours=2),
+    heartbeat=timedelta(seconds=60),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=6),
+)
+"""List every document's ACL at the source and stage the changed ones; a retry lists again."""
+
+GROUP_SYNC = ActivityPolicy(
+    task_queue=TaskQueue.CONNECTOR_EXTERNAL_GROUP_SYNC,
+    start_to_close=timedelta(minutes=10),
+    heartbeat=None,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=1),
+)
+"""Read the source's groups and replace the stored ones (one transaction; idempotent)."""
+
+PERMISSION_UPSERT = ActivityPolicy(
+    task_queue=TaskQueue.DOC_PERMISSIONS_UPSERT,
+    start_to_close=timedelta(seconds=60),
+    heartbeat=None,
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=1),
+)
+"""Write one batch of staged ACLs: short, one transaction, a retry takes the batch again."""
+
+METADATA_SYNC_NOW = ActivityPolicy(
+    task_queue=TaskQueue.VESPA_METADATA_SYNC,
+    start_to_close=timedelta(minutes=30),
+    heartbeat=timedelta(seconds=60),
+    maximum_attempts=0,
+    schedule_to_close=timedelta(hours=2),
+)
+"""The metadata sync a permission sync runs at its end, so chunks carry the new ACLs when
+it finishes (the ``metadata-sync`` schedule stays the safety net)."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 CONNECTOR = "ConnectorWorkflow"
 DELETION = "ConnectorDeletionWorkflow"
 PRUNING = "ConnectorPruningWorkflow"
+PERMISSION_SYNC = "ConnectorPermissionSyncWorkflow"
 BULK = "BulkConnectorsWorkflow"
 MODEL_SWAP = "ModelSwapWorkflow"
 SWEEP = "SweepWorkflow"
@@ -39,6 +40,10 @@ def deletion_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
 
 def pruning_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
     return f"connector-pruning/{tenant_id}/{cc_pair_id}"
+
+
+def permission_sync_workflow_id(tenant_id: str, cc_pair_id: int) -> str:
+    return f"connector-permission-sync/{tenant_id}/{cc_pair_id}"
 
 
 def bulk_workflow_id(request: BulkRequest) -> str:
