@@ -92,15 +92,15 @@ def _print_report(report: Report) -> None:
     for svc in report.services:
         services.add_row(svc.name, Text(svc.detail, style="green" if svc.ok else "red"))
     console.print(services)
-    queues = Table("queue", "state", "backlog", "oldest", "pollers")
+    queues = Table("queue", "state", "pollers", "backlog", "oldest")
     for q in report.queues:
         pollers = sorted({*q.workflow_pollers, *q.activity_pollers})
         queues.add_row(
             q.queue,
             Text(q.state, style="green" if q.polled else "red"),
+            Text(", ".join(pollers) or "-"),
             str(q.backlog),
             _minutes(q.backlog_age_seconds) if q.backlog else "-",
-            Text(", ".join(pollers) or "-"),
         )
     console.print(queues)
     _print_connectors(console, report)
@@ -135,6 +135,8 @@ def _print_connectors(console: Console, report: Report) -> None:
 def _print_verdict(console: Console, report: Report) -> None:
     from rich.text import Text
 
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
     for line in report.alerts:
         console.print(Text(f"ALERT: {line}", style="bold red"))
     down = [s.name for s in report.services if not s.ok]
