@@ -17,15 +17,29 @@ POOL_TIMEOUT_SECONDS = 30
 
 
 def _install_vector_codec(engine: AsyncEngine) -> None:
-    """Register pgvector's asyncpg codec so vectors travel as binary, not text."""
+    """Register pgvector's asyncpg codec so vectors travel as binary, not text.
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    The extension is created by the first migration. A connection opened before that
+    (a worker starting while ``sluice dev`` migrates a fresh database) cannot register
+    it, so it is tried again each time such a connection is checked out, until it works:
+    otherwise the pool would keep a connection that fails every vector write.
+    """
+
+    def _register(dbapi_connection: Any, record: Any) -> None:
         try:
             dbapi_connection.run_async(register_vector)
         except ValueError:
-            # The extension is created by the first migration; before that, no codec.
-            pass
+            return  # no extension yet: try again at the next checkout
+        record.info["vector_codec"] = True
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        _register(dbapi_connection, record)
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not record.info.get("vector_codec"):
+            _register(dbapi_connection, record)
 
 
 def get_engine(settings: Settings | None = None, *, pool_size: int = 10) -> AsyncEngine:
