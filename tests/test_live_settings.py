@@ -10,7 +10,8 @@ from temporalio.testing import WorkflowEnvironment
 from sluice import connector_ops
 from sluice.ccpairs import get_cc_pair
 from sluice.errors import ConfigurationError, NotFoundError
-from tests.support import FAST, fetchval, only_line, running_workers
+from sluice.indexing.models import ConnectorProgress
+from tests.support import FAST, eventually, fetchval, only_line, running_workers
 from tests.test_cli import sluice
 
 
@@ -28,7 +29,14 @@ async def test_a_new_interval_moves_the_next_run_without_a_restart(
             refresh_interval_seconds=6 * 3600,
             tuning=FAST,
         )
-        first = await connector_ops.wait_for_attempts(client, tenant, pair.id, 1, timeout=60)
+        await connector_ops.wait_for_attempts(client, tenant, pair.id, 1, timeout=60)
+
+        async def resting() -> ConnectorProgress | None:
+            # The run that closed the attempt continues-as-new; the next one sets the timer.
+            now = await connector_ops.progress(client, tenant, pair.id)
+            return now if now.next_run_in_seconds is not None else None
+
+        first = await eventually(resting, timeout=60)
         assert first.next_run_in_seconds == pytest.approx(6 * 3600, abs=60)
         run_before = (await connector_ops.handle(client, tenant, pair.id).describe()).run_id
 
