@@ -81,7 +81,8 @@ async def test_sync_creates_updates_deletes_and_keeps_a_pause(
     assert rows["connector-reconcile"].state == "active"
     assert rows["connector-reconcile"].next_run_at is not None
     assert rows["reconcile-indexes"].state == "active"  # seed 002's jobs arrived (issue 16)
-    assert rows["monitoring"].state.startswith("declared (arrives with issue 18")
+    # Every declared job is switched on now; none is left "declared (arrives with ...)".
+    assert {r.state for r in rows.values()} == {"active", "paused"}
 
 
 async def test_tenant_add_and_remove_carry_their_schedules(dev_env: WorkflowEnvironment) -> None:
