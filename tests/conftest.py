@@ -22,6 +22,7 @@ from sluice.temporal import search
 from sluice.temporal.client import data_converter
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.setup import ensure_search_attributes
+from tests.leftovers import RecordStarts, retire, track
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +57,7 @@ async def tenant(services: dict[str, str]) -> AsyncIterator[str]:
     tenant_id = "t_" + uuid.uuid4().hex[:10]
     await migrate_tenant(tenant_id)
     yield tenant_id
+    await retire(tenant_id)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -64,10 +66,11 @@ async def dev_env(services: dict[str, str]) -> AsyncIterator[WorkflowEnvironment
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_bin("temporal"),
         data_converter=data_converter(get_settings()),
-        interceptors=[TenantInterceptor()],
+        interceptors=[TenantInterceptor(), RecordStarts()],
         search_attributes=search.ALL,
         dev_server_log_level="error",
     )
+    track(env)
     os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
     get_settings.cache_clear()
     yield env
@@ -80,8 +83,9 @@ async def ts_env(services: dict[str, str]) -> AsyncIterator[WorkflowEnvironment]
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_bin("temporal-test-server"),
         data_converter=data_converter(get_settings()),
-        interceptors=[TenantInterceptor()],
+        interceptors=[TenantInterceptor(), RecordStarts()],
     )
+    track(env)
     await ensure_search_attributes(env.client)
     yield env
     await env.shutdown()

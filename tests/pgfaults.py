@@ -50,6 +50,7 @@ import pytest
 import pytest_asyncio
 
 from sluice.devstack import Service, free_port, start_postgres
+from tests.leftovers import retire
 
 # --- Process trees (Linux /proc) ----------------------------------------------------------
 # Postgres backends call setsid(), so they are not in the postmaster's process group:
@@ -370,3 +371,4 @@ async def private_tenant(private_db: PrivatePostgres) -> AsyncIterator[str]:
     await migrate_tenant(tenant_id)
     yield tenant_id
     private_db.heal()
+    await retire(tenant_id)

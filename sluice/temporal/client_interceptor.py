@@ -15,8 +15,10 @@ from typing import Any
 
 import temporalio.api.common.v1
 import temporalio.client
+import temporalio.common
 import temporalio.converter
 
+from sluice.temporal.search import TENANT
 from sluice.temporal.tenant_context import TENANT_HEADER, maybe_current_tenant
 
 Headers = Mapping[str, temporalio.api.common.v1.Payload]
@@ -40,6 +42,24 @@ def with_tenant(headers: Headers, tenant_id: str | None) -> Headers:
     return {**headers, TENANT_HEADER: _encode(tenant_id)}
 
 
+SearchAttributes = temporalio.common.SearchAttributes | temporalio.common.TypedSearchAttributes
+
+
+def with_tenant_attribute(
+    attributes: SearchAttributes | None, tenant_id: str | None
+) -> SearchAttributes | None:
+    """Tag the workflow with its tenant unless the caller already did: every workflow
+    of a tenant is then found by ``SluiceTenant`` (listings, ``sluice tenant remove``)."""
+    if tenant_id is None:
+        return attributes
+    pair = temporalio.common.SearchAttributePair(TENANT, tenant_id)
+    if attributes is None:
+        return temporalio.common.TypedSearchAttributes([pair])
+    if isinstance(attributes, temporalio.common.TypedSearchAttributes):
+        return attributes if attributes.get(TENANT) is not None else attributes.updated(pair)
+    return attributes if TENANT.name in attributes else {**attributes, TENANT.name: [tenant_id]}
+
+
 class TenantClientInterceptor(temporalio.client.Interceptor):
     """Register on a client that runs no workers (the CLI, status probes)."""
 
@@ -53,7 +73,9 @@ class _ClientOutbound(temporalio.client.OutboundInterceptor):
     async def start_workflow(
         self, input: temporalio.client.StartWorkflowInput
     ) -> temporalio.client.WorkflowHandle[Any, Any]:
-        input.headers = with_tenant(input.headers, maybe_current_tenant())
+        tenant = maybe_current_tenant()
+        input.headers = with_tenant(input.headers, tenant)
+        input.search_attributes = with_tenant_attribute(input.search_attributes, tenant)
         return await super().start_workflow(input)
 
     async def signal_workflow(self, input: temporalio.client.SignalWorkflowInput) -> None:
