@@ -256,6 +256,7 @@ async def test_per_document_failures_are_recorded_and_the_run_completes(
     assert row["docs_failed"] == 7 and row["docs_indexed"] == 43
 
 
+@pytest.mark.faults
 async def test_duplicates_are_not_failures(dev_env: WorkflowEnvironment, tenant: str) -> None:
     client = dev_env.client
     async with running_workers(client):
@@ -285,6 +286,7 @@ async def test_a_hanging_connector_is_cut_off_by_its_heartbeat_timeout(
     assert row["docs_fetched"] == 60
 
 
+@pytest.mark.faults
 async def test_bad_credentials_mark_the_connector_invalid_at_once(
     dev_env: WorkflowEnvironment, tenant: str
 ) -> None:
@@ -303,6 +305,7 @@ async def test_bad_credentials_mark_the_connector_invalid_at_once(
     assert await fetchval(tenant, "SELECT count(*) FROM staged_batch") == 0
 
 
+@pytest.mark.faults
 async def test_repeated_transient_failures_flag_the_connector_after_five(
     dev_env: WorkflowEnvironment, tenant: str
 ) -> None:

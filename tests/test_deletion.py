@@ -62,6 +62,7 @@ async def workflow_status(client: Client, workflow_id: str) -> WorkflowExecution
     return (await client.get_workflow_handle(workflow_id).describe()).status
 
 
+@pytest.mark.faults
 async def test_delete_during_a_run_stops_it_cleanly_and_leaves_nothing(
     dev_env: WorkflowEnvironment, tenant: str
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from schedules.models import SweepInput, SweepResult
@@ -43,6 +44,7 @@ async def held_by(tenant: str, cc: int) -> set[str]:
     return {r[0].rsplit("/", 1)[1] for r in rows}
 
 
+@pytest.mark.faults
 async def test_deleted_files_are_pruned_and_shared_documents_survive(
     dev_env: WorkflowEnvironment, tenant: str, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from sluice import connector_ops
@@ -47,6 +48,7 @@ def worker_process(env: WorkflowEnvironment, log: Path) -> Iterator[subprocess.P
                 proc.wait(5)
 
 
+@pytest.mark.faults
 async def test_killed_worker_resumes_from_the_last_checkpoint(
     dev_env: WorkflowEnvironment, tenant: str, tmp_path: Path
 ) -> None:
@@ -99,6 +101,7 @@ async def _staged_at_least(tenant: str, batches: int) -> bool:
     return bool(staged >= batches)
 
 
+@pytest.mark.faults
 async def test_a_deploy_interrupts_but_never_fails_a_run(
     dev_env: WorkflowEnvironment, tenant: str, tmp_path: Path
 ) -> None:
