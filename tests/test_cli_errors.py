@@ -153,3 +153,21 @@ async def test_an_unknown_tenant_is_named_by_search_and_bulk_commands(
             await cli(address(dev_env), "nosuchtenant", *args),
             "tenant 'nosuchtenant' does not exist",
         )
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["connector", "status", "abc"], "'cc_pair_id'"),
+        (["connector", "status"], "'cc_pair_id'"),
+        (["search", "x", "-k", "many"], "'--limit'"),
+        (["connector", "list", "--colour"], "--colour"),
+        (["no-such-command"], "'no-such-command'"),
+    ],
+    ids=["not-an-integer", "missing-argument", "bad-option-value", "unknown-option", "command"],
+)
+async def test_usage_errors_are_one_line_naming_the_argument(
+    dev_env: WorkflowEnvironment, tenant: str, args: list[str], named: str
+) -> None:
+    """Typer's boxed usage errors become one ``error:`` line, exit code 2."""
+    expect_one_line(await cli(address(dev_env), tenant, *args), named)

@@ -81,7 +81,7 @@ def main() -> None:
     code: int = 0
     first = sys.argv[1] if len(sys.argv) > 1 else None
     try:
-        build_app(first if first in _COMMANDS else None)()
+        code = _run(build_app(first if first in _COMMANDS else None))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
@@ -90,6 +90,31 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
+
+
+def _run(app: typer.Typer) -> int:
+    """Run the command; a usage error (unknown option, a value of the wrong type) is one
+    line naming the option or argument, exit code 2, like every other bad input."""
+    # Typer vendors click; its exception types live here (none is re-exported).
+    from typer._click import exceptions as usage
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(prog_name="sluice", standalone_mode=False)
+    except usage.NoArgsIsHelpError:
+        command.main(prog_name="sluice")  # prints the help as usual and exits
+        return 2
+    except usage.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "sluice"
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"error: {message} (see '{where} --help')", err=True)
+        return 2
+    except usage.ClickException as exc:
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        return exc.exit_code
+    except typer.Abort:
+        return 1
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ def _describe(error: ValidationError) -> str:
     """``connector config field 'a.b': message; ...`` on one line."""
     parts: list[str] = []
     for item in error.errors(include_url=False):
-        message = str(item["msg"]).removeprefix("Value error, ")
+        message = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
         location = ".".join(str(part) for part in item["loc"])
         parts.append(
-            f"connector config field '{location}': {message}"
-            if location
+            f"connector config field {location!r}: {message}"
+            if item["loc"]
             else f"connector config: {message}"
         )
     return "; ".join(parts)
