@@ -30,7 +30,7 @@ async def measure(seconds: float) -> dict[str, Any]:
     from tests.support import running_workers
 
     settings = get_settings()
-    client = await connect(settings)
+    client = await connect(settings, workers=True)
     tenant = "idle_" + uuid.uuid4().hex[:8]
     report = await add_tenant(client, tenant, settings)
     started = time.monotonic()

@@ -11,7 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sluice.errors import ConfigurationError
@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     alert_backlog_minutes: float = Field(
         default=5.0, gt=0, description="`sluice status` marks a queue whose oldest task is older."
     )
+    sluice_worker_deployment: str | None = Field(
+        default=None,
+        description="Temporal Worker Deployment the workers belong to (worker versioning); "
+        "set together with SLUICE_WORKER_BUILD_ID. Unset: unversioned workers.",
+    )
+    sluice_worker_build_id: str | None = Field(
+        default=None,
+        description="This release's build ID in SLUICE_WORKER_DEPLOYMENT (e.g. the image tag).",
+    )
 
     @field_validator("sluice_payload_keys")
     @classmethod
@@ -145,6 +154,36 @@ class Settings(BaseSettings):
     @property
     def codec_origins(self) -> list[str]:
         return [o.strip() for o in self.sluice_codec_cors_origins.split(",") if o.strip()]
+
+    @field_validator("sluice_worker_deployment", "sluice_worker_build_id")
+    @classmethod
+    def _versioning_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        # A version is written DEPLOYMENT.BUILD_ID: a deployment name has no '.'.
+        if info.field_name == "sluice_worker_deployment":
+            pattern, chars = r"[A-Za-z0-9][A-Za-z0-9_:-]{0,254}", "'_', '-' or ':'"
+        else:
+            pattern, chars = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}", "'_', '-', ':' or '.'"
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"expected up to 255 letters, digits, {chars}")
+        return value
+
+    @property
+    def worker_version(self) -> tuple[str, str] | None:
+        """(deployment name, build ID) when worker versioning is on; one without the other
+        is refused with a line naming both (checked where workers are built, so a half
+        set pair never reaches a command that runs none)."""
+        deployment, build_id = self.sluice_worker_deployment, self.sluice_worker_build_id
+        if deployment is None and build_id is None:
+            return None
+        if deployment is None or build_id is None:
+            raise ConfigurationError(
+                "SLUICE_WORKER_DEPLOYMENT and SLUICE_WORKER_BUILD_ID are set together or not "
+                f"at all (SLUICE_WORKER_DEPLOYMENT={deployment!r}, "
+                f"SLUICE_WORKER_BUILD_ID={build_id!r})"
+            )
+        return deployment, build_id
 
     @field_validator("schedule_intervals")
     @classmethod

@@ -16,7 +16,8 @@ from functools import cache
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from sluice.config import Settings
 from sluice.db.engine import dispose_engines
@@ -90,6 +91,26 @@ def _require_tenant_interceptor(client: Client) -> None:
         )
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """Worker versioning (opt-in): every worker of this process polls as one version of a
+    Temporal Worker Deployment, ``SLUICE_WORKER_DEPLOYMENT`` / ``SLUICE_WORKER_BUILD_ID``.
+
+    Workflows are AUTO_UPGRADE: a running one moves to the deployment's current version at
+    its next workflow task. Connector workflows live for months (continue-as-new keeps the
+    chain), so pinning them would keep old versions' workers alive for ever; they stay
+    safe across versions the way they already are without versioning, through
+    ``workflow.patched`` and the replay tests (docs/operations.md, deploy runbook).
+    """
+    version = settings.worker_version
+    if version is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=version[0], build_id=version[1]),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+    )
+
+
 def build_workers(
     client: Client,
     kind: WorkerKind,
@@ -100,6 +121,7 @@ def build_workers(
     """One Temporal ``Worker`` per queue of ``kind``; the embedder is shared by all."""
     _require_tenant_interceptor(client)
     factory = factory or embedder_factory(settings)
+    versioning = deployment_config(settings)
     workers = []
     for queue in kind.queues:
         workers.append(
@@ -114,6 +136,7 @@ def build_workers(
                 graceful_shutdown_timeout=WORKER_GRACEFUL_SHUTDOWN,
                 max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
                 default_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
+                deployment_config=versioning,
             )
         )
     return workers

@@ -28,14 +28,6 @@ def _encode(tenant_id: str) -> temporalio.api.common.v1.Payload:
     return temporalio.converter.PayloadConverter.default.to_payload(tenant_id)
 
 
-def _decode(headers: Headers) -> str | None:
-    payload = headers.get(TENANT_HEADER)
-    if payload is None:
-        return None
-    value = temporalio.converter.PayloadConverter.default.from_payload(payload, str)
-    return value if isinstance(value, str) else None
-
-
 def with_tenant(headers: Headers, tenant_id: str | None) -> Headers:
     if tenant_id is None:
         return headers

@@ -7,11 +7,19 @@ every activity, child workflow and continue-as-new. In an activity it is bound t
 the context variable that tenant-bound DB sessions read, and to structlog's
 context with the workflow and activity IDs, so every log line names the tenant.
 
+A workflow start whose header is malformed (not a string, not a valid tenant ID:
+``"../evil"``, ``"x'); drop"``) or names another tenant than its input's ``tenant_id``
+is failed at once with a non-retryable ``InvalidTenantError`` naming the header, before
+the workflow code runs, so no activity is ever scheduled for it. (Whether a well-formed
+tenant *exists* cannot be checked here: workflow code does no I/O. Its activities then
+fail on the missing schema, and the CLI refuses unknown tenants before starting anything.)
+
 The client half is :mod:`sluice.temporal.client_interceptor` (what the CLI loads).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import structlog
@@ -23,13 +31,14 @@ import temporalio.exceptions
 import temporalio.worker
 import temporalio.workflow
 
+from sluice.errors import InvalidTenantError
 from sluice.temporal.client_interceptor import (
     Headers,
     TenantClientInterceptor,
-    _decode,
     with_tenant,
 )
-from sluice.temporal.tenant_context import _current_tenant, set_tenant
+from sluice.temporal.tenant_context import TENANT_HEADER, _current_tenant, set_tenant
+from sluice.tenancy import validate_tenant_id
 
 _log = structlog.get_logger(__name__)
 
@@ -75,9 +84,65 @@ def short_failure(error: Exception) -> temporalio.exceptions.ApplicationError:
     return temporalio.exceptions.ApplicationError(message, type=type(error).__name__)
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def rejected_tenant(reason: str) -> temporalio.exceptions.ApplicationError:
+    """The non-retryable failure of a start whose tenant cannot be trusted."""
+    return temporalio.exceptions.ApplicationError(
+        f"rejected: {reason}", type=InvalidTenantError.__name__, non_retryable=True
+    )
+
+
+def header_tenant(headers: Headers) -> str | None:
+    """The ``sluice-tenant-id`` header, validated; ``None`` when there is none.
+
+    Raises :func:`rejected_tenant` when it is present but not a valid tenant ID (another
+    payload type, path or SQL fragments, upper case...)."""
+    payload = headers.get(TENANT_HEADER)
+    if payload is None:
+        return None
+    try:
+        value: object = temporalio.converter.PayloadConverter.default.from_payload(payload)
+    except Exception:
+        encoding = payload.metadata.get("encoding", b"").decode(errors="replace")
+        raise rejected_tenant(
+            f"header {TENANT_HEADER} is not a readable string (encoding {encoding!r})"
+        ) from None
+    try:
+        return validate_tenant_id(value)
+    except InvalidTenantError:
+        raise rejected_tenant(
+            f"header {TENANT_HEADER} {_shown(value)} is not a valid tenant ID "
+            "(1-63 characters of a-z, 0-9 or _)"
+        ) from None
+
+
+def workflow_tenant(headers: Headers, args: Sequence[Any]) -> str | None:
+    """The tenant a workflow run belongs to: its header and its input's ``tenant_id``,
+    which must agree when both are there (every Sluice workflow input has one)."""
+    from_header = header_tenant(headers)
+    declared = getattr(args[0], "tenant_id", None) if args else None
+    if declared is not None:
+        try:
+            declared = validate_tenant_id(declared)
+        except InvalidTenantError:
+            raise rejected_tenant(
+                f"input tenant_id {_shown(declared)} is not a valid tenant ID"
+            ) from None
+        if from_header is not None and from_header != declared:
+            raise rejected_tenant(
+                f"header {TENANT_HEADER} {from_header!r} does not match the input's "
+                f"tenant_id {declared!r}"
+            )
+    return from_header or declared
+
+
 class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
     async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
-        tenant = _decode(input.headers)
+        tenant = header_tenant(input.headers)
         token = _current_tenant.set(tenant)
         _bind_activity_logs(tenant)
         try:
@@ -103,9 +168,9 @@ class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
         super().init(_WorkflowOutbound(outbound, self))
 
     async def execute_workflow(self, input: temporalio.worker.ExecuteWorkflowInput) -> Any:
-        tenant = _decode(input.headers)
-        if tenant is None and input.args:
-            tenant = getattr(input.args[0], "tenant_id", None)
+        # Before the workflow's own code: a rejected start fails the run (an
+        # ApplicationError fails the workflow, not just its task) with nothing scheduled.
+        tenant = workflow_tenant(input.headers, input.args)
         self.tenant_id = tenant
         set_tenant(tenant)
         return await super().execute_workflow(input)
