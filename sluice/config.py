@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     log_format: str = Field(default="console", pattern="^(console|json)$")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     health_port: int = Field(default=8080, ge=0, le=65535)
+    worker_shutdown_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="On SIGTERM, how long running activities may finish (keep it below the "
+        "orchestrator's grace period, e.g. Kubernetes terminationGracePeriodSeconds).",
+    )
     embedding_provider: str = Field(default="local", pattern="^(local|openai)$")
     embedding_base_url: str | None = None
     embedding_model: str | None = None

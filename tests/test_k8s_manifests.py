@@ -24,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sluice.config import DeploymentMode
 from sluice.queues import TaskQueue
-from sluice.temporal.policies import WORKER_GRACEFUL_SHUTDOWN
 from tests.test_compose import (
     SECRET_KEY,
     _resolve_cli,
@@ -268,7 +267,8 @@ async def test_probe_paths_are_served_by_the_health_server(
 
 
 def test_the_drain_fits_in_the_grace_period(objects: list[dict[str, Any]]) -> None:
-    drain = WORKER_GRACEFUL_SHUTDOWN.total_seconds()
+    (config,) = of_kind(objects, "ConfigMap")
+    drain = float(config["data"]["WORKER_SHUTDOWN_SECONDS"])
     for kind, dep in worker_deployments(objects).items():
         grace = pod_spec(dep)["terminationGracePeriodSeconds"]
         # The drain, then closing the workers, the health server and the DB pools.

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cache
 
 import structlog
@@ -30,7 +31,7 @@ from sluice.monitoring import Figures, collect_figures
 from sluice.queues import TaskQueue
 from sluice.temporal.client import connect, sdk_metrics_runtime
 from sluice.temporal.interceptor import TenantInterceptor
-from sluice.temporal.policies import MAX_HEARTBEAT_THROTTLE, WORKER_GRACEFUL_SHUTDOWN
+from sluice.temporal.policies import MAX_HEARTBEAT_THROTTLE
 from workers.kinds import WorkerKind, get_kind
 from workers.registry import WORKFLOWS, activities_for
 
@@ -133,7 +134,7 @@ def build_workers(
                 max_concurrent_activities=kind.max_concurrent_activities,
                 max_concurrent_workflow_tasks=kind.max_concurrent_workflow_tasks,
                 identity=identity,
-                graceful_shutdown_timeout=WORKER_GRACEFUL_SHUTDOWN,
+                graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
                 max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
                 default_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
                 deployment_config=versioning,

@@ -132,9 +132,6 @@ BOOKKEEPING_STUCK_AFTER = timedelta(seconds=60)
 """A bookkeeping call still retrying after this long marks the connector ``stuck``
 (the SluiceState search attribute, and a warning in the worker log)."""
 
-WORKER_GRACEFUL_SHUTDOWN = timedelta(seconds=10)
-"""How long running activities may finish after a worker is told to stop (deploys)."""
-
 MAX_HEARTBEAT_THROTTLE = timedelta(seconds=2)
 """Workers send a heartbeat at most this long after the activity reported one, so the
 server's view is never more than two seconds behind: a hang is noticed within its
