@@ -22,7 +22,7 @@ from sluice.documents import evaluations, gc
 from sluice.documents.models import IndexType
 from sluice.scheduler.temporal import start_document_workflow
 from sluice.temporal import search
-from sluice.temporal.tenant_context import tenant_scope
+from sluice.temporal.listing import running_values
 from sluice.temporal.workflow_ids import DOCUMENT_INDEX
 
 log = structlog.get_logger(__name__)
@@ -59,7 +59,7 @@ class DocumentSweepActivities:
             )
         if not rows:
             return SweepResult()
-        running = await self._running_documents(tenant)
+        running = await running_values(self.client, tenant, DOCUMENT_INDEX, search.DOCUMENT)
         missing = [r for r in rows if r["document_id"] not in running]
         for r in missing:
             await start_document_workflow(self.client, tenant, r["document_id"], r["collection"])
@@ -71,19 +71,6 @@ class DocumentSweepActivities:
             acted=len(missing),
             detail=f"{len(rows)} documents with {'/'.join(types)} work, {len(missing)} started",
         )
-
-    async def _running_documents(self, tenant: str) -> set[str]:
-        query = (
-            f"WorkflowType = '{DOCUMENT_INDEX}' AND ExecutionStatus = 'Running' "
-            f"AND {search.TENANT.name} = '{tenant}'"
-        )
-        found: set[str] = set()
-        with tenant_scope(tenant):
-            async for wf in self.client.list_workflows(query):
-                doc = wf.typed_search_attributes.get(search.DOCUMENT)
-                if doc is not None:
-                    found.add(doc)
-        return found
 
     @activity.defn(name="collect_deleted_collections")
     async def collect_deleted_collections(self, request: SweepRequest) -> SweepResult:

@@ -29,8 +29,10 @@ from sluice.indexing.pruning import pairs_due_for_pruning
 from sluice.metrics import process_endpoint
 from sluice.monitoring import alerts, collect_figures
 from sluice.temporal import search
+from sluice.temporal.listing import running_values
 from sluice.temporal.tenant_context import tenant_scope
 from sluice.temporal.workflow_ids import (
+    CONNECTOR,
     connector_workflow_id,
     deletion_workflow_id,
     user_file_workflow_id,
@@ -63,7 +65,7 @@ class SweepActivities:
         pairs = [p for p in await list_cc_pairs(tenant) if p.status != CcPairStatus.DELETING.value]
         if not pairs:
             return SweepResult()
-        running = await self._running_connector_ids(tenant)
+        running = await running_values(self.client, tenant, CONNECTOR, search.CC_PAIR)
         missing = [p for p in pairs if p.id not in running]
         for pair in missing:
             await connector_ops.start_connector_workflow(self.client, tenant, pair)
@@ -75,19 +77,6 @@ class SweepActivities:
             acted=len(missing),
             detail=f"{len(pairs)} cc-pairs, {len(missing)} workflows started again",
         )
-
-    async def _running_connector_ids(self, tenant: str) -> set[int]:
-        query = (
-            f"WorkflowType = 'ConnectorWorkflow' AND ExecutionStatus = 'Running' "
-            f"AND {search.TENANT.name} = '{tenant}'"
-        )
-        found: set[int] = set()
-        with tenant_scope(tenant):
-            async for wf in self.client.list_workflows(query):
-                cc = wf.typed_search_attributes.get(search.CC_PAIR)
-                if cc is not None:
-                    found.add(int(cc))
-        return found
 
     @activity.defn(name="resume_deletions")
     async def resume_deletions(self, request: SweepRequest) -> SweepResult:

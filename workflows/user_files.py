@@ -8,6 +8,8 @@ need not wait for processing to end.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -16,11 +18,18 @@ with workflow.unsafe.imports_passed_through():
     from sluice.userfiles.models import UserFileOutcome, UserFileRequest
 
 
-def _details(outcome: UserFileOutcome) -> None:
+async def _run_one(
+    activity: str, request: UserFileRequest, options: dict[str, Any], summary: str
+) -> UserFileOutcome:
+    """The operation's one activity, then its outcome in the workflow's details."""
+    outcome: UserFileOutcome = await workflow.execute_activity(
+        activity, request, result_type=UserFileOutcome, **options, summary=summary
+    )
     workflow.set_current_details(
         f"user file {outcome.file_id}: {outcome.status}"
         + (f" ({outcome.detail})" if outcome.detail else "")
     )
+    return outcome
 
 
 @workflow.defn(name=workflow_ids.USER_FILE)
@@ -28,42 +37,33 @@ class UserFileWorkflow:
     @workflow.run
     async def run(self, request: UserFileRequest) -> UserFileOutcome:
         workflow.set_current_details(f"user file {request.file_id}: parsing and indexing")
-        outcome: UserFileOutcome = await workflow.execute_activity(
+        return await _run_one(
             "process_user_file",
             request,
-            result_type=UserFileOutcome,
-            **policies.USER_FILE_PROCESS.options(),
-            summary=f"index user file {request.file_id}",
+            policies.USER_FILE_PROCESS.options(),
+            f"index user file {request.file_id}",
         )
-        _details(outcome)
-        return outcome
 
 
 @workflow.defn(name=workflow_ids.USER_FILE_MOVE)
 class UserFileMoveWorkflow:
     @workflow.run
     async def run(self, request: UserFileRequest) -> UserFileOutcome:
-        outcome: UserFileOutcome = await workflow.execute_activity(
+        return await _run_one(
             "move_user_file",
             request,
-            result_type=UserFileOutcome,
-            **policies.USER_FILE_CHANGE.options(),
-            summary=f"move user file {request.file_id} to {request.project or 'no project'}",
+            policies.USER_FILE_CHANGE.options(),
+            f"move user file {request.file_id} to {request.project or 'no project'}",
         )
-        _details(outcome)
-        return outcome
 
 
 @workflow.defn(name=workflow_ids.USER_FILE_DELETE)
 class UserFileDeleteWorkflow:
     @workflow.run
     async def run(self, request: UserFileRequest) -> UserFileOutcome:
-        outcome: UserFileOutcome = await workflow.execute_activity(
+        return await _run_one(
             "delete_user_file",
             request,
-            result_type=UserFileOutcome,
-            **policies.USER_FILE_CHANGE.options(task_queue=TaskQueue.USER_FILE_DELETE),
-            summary=f"delete user file {request.file_id}",
+            policies.USER_FILE_CHANGE.options(task_queue=TaskQueue.USER_FILE_DELETE),
+            f"delete user file {request.file_id}",
         )
-        _details(outcome)
-        return outcome
