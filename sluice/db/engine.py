@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from sluice.config import Settings, get_settings
-from sluice.db.raw import APPLICATION_NAME, COMMAND_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS
+from sluice.db.limits import APPLICATION_NAME, COMMAND_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS
 
 _engines: dict[str, AsyncEngine] = {}
 

@@ -26,19 +26,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sluice.db.limits import APPLICATION_NAME, COMMAND_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS
 from sluice.tenancy import quoted_schema
-
-CONNECT_TIMEOUT_SECONDS = 10
-"""A Postgres that is down refuses at once; one that is frozen would hang forever."""
-
-COMMAND_TIMEOUT_SECONDS = 60
-"""No statement Sluice runs takes this long (a COPY is 1,000 rows); a frozen server fails
-instead of hanging, so the activity's retry (with a fresh connection) takes over. A stuck
-query costs up to twice this: the rollback's cancel request also waits for the server
-(measured in tests/test_pgfaults.py). A migration that builds a large index needs its
-own, longer timeout."""
-
-APPLICATION_NAME = "sluice"
 
 
 @asynccontextmanager

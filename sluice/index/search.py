@@ -117,11 +117,16 @@ async def _neighbours(
 async def principals_for(tenant_id: str, user: str) -> list[str]:
     """``user:NAME``, ``group:G`` for every synced group that lists NAME (or is NAME's
     primary group), and ``public``. A user no source knows gets public documents only."""
+    from sluice.connectors.base import PUBLIC
     from sluice.db.raw import raw_tenant_connection
-    from sluice.indexing.permissions import principals_for_user
 
     async with raw_tenant_connection(tenant_id) as raw:
-        return await principals_for_user(raw, user)
+        rows = await raw.fetch(
+            "SELECT DISTINCT name FROM external_group WHERE members @> ARRAY[$1]::text[]"
+            " ORDER BY name",
+            user,
+        )
+    return [f"user:{user}", *(f"group:{r['name']}" for r in rows), PUBLIC]
 
 
 async def search_chunks(tenant_id: str, query: str, *, limit: int = 10) -> list[SearchHit]:

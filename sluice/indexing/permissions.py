@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sluice.connectors.base import PUBLIC
 from sluice.db.models import CcPairStatus
 
 ACL_DIFFERS = "NOT (d.acl @> {new} AND d.acl <@ {new})"
@@ -102,17 +101,6 @@ async def replace_groups(
             "external_group", records=records, columns=("cc_pair_id", "name", "members")
         )
     return len(records), sum(len(r[2]) for r in records)
-
-
-async def principals_for_user(raw: Any, user: str) -> list[str]:
-    """What ``user`` may read through: ``user:NAME``, each synced group listing NAME (on
-    any cc-pair), and ``public``. An unknown user gets ``public`` (and their own name,
-    which no ACL holds): only public documents, not an error."""
-    rows = await raw.fetch(
-        "SELECT DISTINCT name FROM external_group WHERE members @> ARRAY[$1]::text[] ORDER BY name",
-        user,
-    )
-    return [f"user:{user}", *(f"group:{r['name']}" for r in rows), PUBLIC]
 
 
 async def mark_permissions_synced(raw: Any, cc_pair_id: int) -> None:
