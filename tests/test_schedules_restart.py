@@ -36,13 +36,13 @@ async def test_schedules_survive_a_server_restart_and_keep_firing(
     ghost = "ghost_" + uuid.uuid4().hex[:8]  # no schema: its sweeps fail, every time
     server, _ = start_temporal(tmp_path, port, None)
     try:
-        client = await connect(settings)
+        client = await connect(settings, workers=True)
         await sync_tenant(client, tenant, settings)
         await sync_tenant(client, ghost, settings)
         server.stop()  # the whole server goes away, as Beat's host would
 
         server, _ = start_temporal(tmp_path, port, None)  # same file: same state
-        client = await connect(settings)
+        client = await connect(settings, workers=True)
         assert not (await sync_tenant(client, tenant, settings)).changed
         reconcile = schedule_id(tenant, "connector-reconcile")
         failing = schedule_id(ghost, "connector-reconcile")
