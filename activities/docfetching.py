@@ -30,6 +30,7 @@ from sluice.db.session import tenant_connection
 from sluice.indexing.attempts import failed_document_ids, record_failures
 from sluice.indexing.models import FetchHeartbeat, FetchRequest, FetchResult
 from sluice.indexing.staging import stage_batch
+from sluice.indexing.unchanged import unchanged_documents
 from sluice.temporal.tenant_context import current_tenant
 
 log = structlog.get_logger(__name__)
@@ -108,12 +109,17 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
     async def flush(after: Checkpoint) -> None:
         nonlocal documents, failures, checkpoint, batch_bytes
         seq = request.first_seq + len(state.batches)
+        fetched = len(documents)
         async with tenant_connection(tenant) as (_, raw):
+            if documents and request.skip_unchanged:
+                unchanged = await unchanged_documents(raw, request.cc_pair_id, documents)
+                documents = [d for d in documents if d.id not in unchanged]
+                state.docs_unchanged += fetched - len(documents)
             if documents:
                 ref = await stage_batch(raw, request.cc_pair_id, request.attempt_id, seq, documents)
                 state.batches.append(ref)
             await record_failures(raw, request.attempt_id, request.cc_pair_id, "fetching", failures)
-        state.docs_fetched += len(documents)
+        state.docs_fetched += fetched
         state.failures += len(failures)
         documents, failures = [], []
         batch_bytes = 0
@@ -169,4 +175,5 @@ async def fetch_documents(request: FetchRequest) -> FetchResult:
         checkpoint=state.checkpoint,
         docs_fetched=state.docs_fetched,
         failures=state.failures,
+        docs_unchanged=state.docs_unchanged,
     )

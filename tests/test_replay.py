@@ -90,6 +90,7 @@ SCENARIOS = (
     "sandbox_run",
     "connector_permission_synced",
     "permission_sync_workflow",
+    "rerun_skipped_unchanged",
 )
 OTHER_WORKFLOW_TYPES = (
     "deletion_workflow",
@@ -178,6 +179,7 @@ async def test_record_histories(
         await _record_pruning_and_sweep(client, tenant)
         await _record_document_index(client, tenant)
         await _record_permission_sync(client, tenant)
+        await _record_skipped_rerun(client, tenant)
 
 
 async def _save(handle: WorkflowHandle[Any, Any], name: str) -> None:
@@ -214,6 +216,20 @@ async def _record_idle(client: Client, tenant: str) -> None:
     first, *_, last = await _runs(client, wid)
     await _save(client.get_workflow_handle(wid, run_id=first), "attempt_completed")
     await _save(client.get_workflow_handle(wid, run_id=last), "idle_on_timer")
+
+
+async def _record_skipped_rerun(client: Client, tenant: str) -> None:
+    """A second attempt that stages nothing: every document is unchanged."""
+    cc = await _add(client, tenant, count=25)
+    await connector_ops.wait_for_attempts(client, tenant, cc, 1, timeout=60)
+    await eventually(lambda: _state_is(client, tenant, cc, RunState.IDLE))
+    await connector_ops.index_now(client, tenant, cc)
+    await connector_ops.wait_for_attempts(client, tenant, cc, 2, timeout=60)
+    wid = connector_workflow_id(tenant, cc)
+    await _save(
+        client.get_workflow_handle(wid, run_id=(await _runs(client, wid))[-2]),
+        "rerun_skipped_unchanged",
+    )
 
 
 async def _record_mid_attempt_and_paused(client: Client, tenant: str) -> None:

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         StagedBatchRef,
     )
     from sluice.temporal import policies
+    from workflows import patches
 
 INVALIDATING_ERRORS = {
     BadCredentialsError.__name__,
@@ -196,6 +197,7 @@ class AttemptPipeline:
         self.pending.extend(result.batches)
         self.attempt.next_seq += len(result.batches)
         self.attempt.counts.docs_fetched += result.docs_fetched
+        self.attempt.counts.docs_skipped += result.docs_unchanged
         self.attempt.counts.docs_failed += result.failures
         self.checkpoint = result.checkpoint
         self.batches_this_run += len(result.batches)
@@ -297,6 +299,7 @@ class AttemptPipeline:
                 retry_failed_before=attempt.attempt_id if attempt.retry_failed else None,
                 max_document_bytes=tuning.max_document_bytes,
                 max_batch_bytes=tuning.max_batch_bytes,
+                skip_unchanged=self._skip_unchanged(),
             ),
             **policies.FETCH_DOCUMENTS.options(
                 heartbeat=timedelta(seconds=tuning.fetch_heartbeat_seconds),
@@ -310,6 +313,14 @@ class AttemptPipeline:
                 f"(attempt {attempt.attempt_id})"
             ),
         )
+
+    def _skip_unchanged(self) -> bool:
+        """Drop documents the source marks unchanged before staging, except when the user
+        asked for everything again (from the beginning) or for failed documents only."""
+        attempt = self.attempt
+        if attempt.from_beginning or attempt.retry_failed:
+            return False
+        return workflow.patched(patches.SKIP_UNCHANGED_BEFORE_STAGING)
 
     async def _process(self, ref: StagedBatchRef) -> ProcessResult:
         owner, attempt, tuning = self.owner, self.attempt, self.tuning

@@ -28,3 +28,7 @@ PRUNING_BETWEEN_ATTEMPTS = "pruning-between-attempts"
 PERMISSION_SYNC_BETWEEN_ATTEMPTS = "permission-sync-between-attempts"
 """2026-12-03: a ``sync_permissions`` signal runs the permission-sync child workflow
 (groups, ACLs, metadata sync) before the next attempt."""
+
+SKIP_UNCHANGED_BEFORE_STAGING = "skip-unchanged-before-staging"
+"""2026-12-02: fetches ask the activity to drop documents whose ``updated_at`` and ACL
+are unchanged before staging them (no new command; the request gains a flag)."""

@@ -337,6 +337,11 @@ class FetchRequest(BaseModel):
     )
     max_document_bytes: int = 10 * 1024 * 1024
     max_batch_bytes: int = 32 * 1024 * 1024
+    skip_unchanged: bool = Field(
+        default=False,
+        description="Drop, before staging, documents this cc-pair holds with the same "
+        "updated_at and ACL (sluice/indexing/unchanged.py); never on a from-beginning run.",
+    )
 
 
 class StagedBatchRef(BaseModel):
@@ -352,6 +357,7 @@ class FetchResult(BaseModel):
     checkpoint: Checkpoint
     docs_fetched: int
     failures: int
+    docs_unchanged: int = Field(default=0, description="Fetched but not staged: unchanged.")
 
 
 class FetchHeartbeat(BaseModel):
@@ -362,6 +368,7 @@ class FetchHeartbeat(BaseModel):
     docs_fetched: int
     failures: int
     position: int = Field(description="Documents produced so far by this activity.")
+    docs_unchanged: int = 0
 
 
 class ProcessRequest(BaseModel):
