@@ -420,6 +420,9 @@ class RssTrace:
         out["slope_mb_per_10k_docs"] = _slope(docs, mbs)
         half = len(self.samples) // 2
         out["slope_mb_per_10k_docs_second_half"] = _slope(docs[half:], mbs[half:])
+        first = next((mb for _, mb, d in self.samples if d > 0), None)
+        if first is not None:  # the first fetch and batch allocate once, before any doc
+            out["rss_mb_first_batch"] = round(first, 1)
         later = [mb for _, mb, d in self.samples if d >= 0.1 * max(docs, default=0)]
         if later:  # after the first 10 % of documents: warm-up allocations left out
             out["rss_mb_at_10pct"] = round(later[0], 1)
@@ -602,6 +605,11 @@ def report_run(run: dict[str, Any], out: Callable[[str], None]) -> None:
         f"  growth (max - start) {run['growth_mb']} MB = {run['growth_pct']} %: "
         f"{run['verdict'].upper()} (flat: under {FLAT_MB:.0f} MB or {FLAT_FRACTION:.0%})"
     )
+    if "rss_mb_first_batch" in run:
+        out(
+            f"  at the first indexed batch: {run['rss_mb_first_batch']} MB; from there to the "
+            f"max +{run['rss_mb_max'] - run['rss_mb_first_batch']:.1f} MB"
+        )
     if "rss_mb_at_10pct" in run:
         out(
             f"  from 10 % of the documents on: {run['rss_mb_at_10pct']} MB, then at most "
