@@ -449,6 +449,7 @@ async def run_phase(client: Any, worker_pid: int, args: argparse.Namespace) -> d
     tenant = "scale_run_" + uuid.uuid4().hex[:8]
     await migrate_tenant(tenant)
     trace = RssTrace()
+    load_start = [round(x, 2) for x in os.getloadavg()]
     start_mb = proc_rss_mb(worker_pid)
     say(f"long run: {args.docs} documents x {args.size} B (tenant {tenant}), RSS every 1 s")
     t0 = time.monotonic()
@@ -477,6 +478,7 @@ async def run_phase(client: Any, worker_pid: int, args: argparse.Namespace) -> d
         "docs_stored": stored,
         "seconds": round(seconds, 1),
         "docs_per_s": round(args.docs / seconds, 1),
+        "loadavg_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
         "worker_vmhwm_mb": round(peak_rss_mb(worker_pid), 1),
         **trace.summary(start_mb),
         "trace": [[round(t, 1), round(mb, 1), d] for t, mb, d in trace.samples],
@@ -591,7 +593,8 @@ def report_history(h: dict[str, Any], out: Callable[[str], None]) -> None:
 def report_run(run: dict[str, Any], out: Callable[[str], None]) -> None:
     out(
         f"Long run: {run['docs']} documents x {run['size_bytes']} B: {run['status']}, "
-        f"{run['docs_stored']} stored, {run['seconds']} s, {run['docs_per_s']} docs/s"
+        f"{run['docs_stored']} stored, {run['seconds']} s, {run['docs_per_s']} docs/s "
+        f"(load average at start, end: {run['loadavg_start_end']})"
     )
     out(
         f"  worker RSS (every 1 s, {run['samples']} samples): start {run['rss_mb_start']} MB, "
