@@ -81,3 +81,18 @@ def only_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr
     return lines[0]
+
+
+async def connect_when_ready(settings: Any, timeout: float = 60) -> Client:
+    """A worker-capable client of a server just (re)started: its port opens before its
+    frontend is healthy ("Frontend is not healthy yet"), longer on a busy machine."""
+    from sluice.temporal.client import connect
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await connect(settings, workers=True)
+        except RuntimeError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)

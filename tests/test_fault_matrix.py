@@ -22,8 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from sluice import connector_ops
 from sluice.config import get_settings
 from sluice.devstack import free_port, start_redis, start_temporal
-from sluice.temporal.client import connect
-from tests.support import FAST, eventually, fetch, fetchval, running_workers
+from tests.support import FAST, connect_when_ready, eventually, fetch, fetchval, running_workers
 from tests.test_worker_crash import worker_process
 
 pytestmark = pytest.mark.faults
@@ -241,7 +240,7 @@ async def test_a_temporal_restart_mid_run_loses_nothing(tenant: str, tmp_path: P
     settings = get_settings().model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
     server, _ = start_temporal(tmp_path, port, None)
     try:
-        client = await connect(settings, workers=True)
+        client = await connect_when_ready(settings)
         async with running_workers(client):
             cc = await add_synthetic(client, tenant, count=800, delay_ms=5)
             await eventually(lambda: _indexed_at_least(tenant, 100), timeout=60)

@@ -15,8 +15,7 @@ from temporalio.client import Client
 from schedules.sync import schedule_id, sync_tenant
 from sluice.config import get_settings
 from sluice.devstack import free_port, start_temporal
-from sluice.temporal.client import connect
-from tests.support import eventually, running_workers
+from tests.support import connect_when_ready, eventually, running_workers
 
 FAST = {"connector-reconcile": 1}
 
@@ -36,13 +35,13 @@ async def test_schedules_survive_a_server_restart_and_keep_firing(
     ghost = "ghost_" + uuid.uuid4().hex[:8]  # no schema: its sweeps fail, every time
     server, _ = start_temporal(tmp_path, port, None)
     try:
-        client = await connect(settings, workers=True)
+        client = await connect_when_ready(settings)
         await sync_tenant(client, tenant, settings)
         await sync_tenant(client, ghost, settings)
         server.stop()  # the whole server goes away, as Beat's host would
 
         server, _ = start_temporal(tmp_path, port, None)  # same file: same state
-        client = await connect(settings, workers=True)
+        client = await connect_when_ready(settings)
         assert not (await sync_tenant(client, tenant, settings)).changed
         reconcile = schedule_id(tenant, "connector-reconcile")
         failing = schedule_id(ghost, "connector-reconcile")
