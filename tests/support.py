@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -96,3 +97,21 @@ async def connect_when_ready(settings: Any, timeout: float = 60) -> Client:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+async def skip_time(env: Any, by: timedelta) -> None:
+    """Skip ``by`` of workflow time on the time-skipping server, all of it: a busy machine
+    can time one skip RPC out ("Timeout expired") part-way, so skip what is left again."""
+    from temporalio.service import RPCError
+
+    target = await env.get_current_time() + by
+    for _ in range(10):
+        remaining = target - await env.get_current_time()
+        if remaining <= timedelta(0):
+            return
+        try:
+            await env.sleep(remaining)
+        except RPCError as err:
+            if "Timeout expired" not in str(err):
+                raise
+    raise AssertionError(f"could not skip {by} of workflow time")

@@ -138,6 +138,8 @@ def _kind(exc: Exception) -> str:
         return "refused"
     if isinstance(exc, sqlalchemy.exc.InterfaceError) and "closed" in str(exc):
         return "closed"
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and "connection was closed" in str(exc):
+        return "closed"  # the kill landed while the session was being set up
     starting = ("not yet accepting", "is starting up")
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and any(s in str(exc) for s in starting):
         return "starting"

@@ -24,7 +24,7 @@ from sluice.db.migrate import list_tenants, migrate_tenant
 from sluice.queues import TaskQueue
 from sluice.temporal.workflow_ids import connector_workflow_id
 from sluice.tenant_ops import add_tenant, remove_tenant
-from tests.support import FAST, eventually, fetch, fetchval, running_workers
+from tests.support import FAST, eventually, fetch, fetchval, running_workers, skip_time
 from workflows.sweep import SweepWorkflow
 
 ENABLED = sorted(job.name for job in JOBS if job.enabled)
@@ -157,7 +157,7 @@ async def test_cleanups_keep_what_runs_need_and_drop_the_rest(
         tenant, await _pair(tenant, "a"), await _pair(tenant, "b")
     )
     async with running_workers(ts_env.client):
-        await ts_env.sleep(timedelta(days=31))  # a month of workflow time, at once
+        await skip_time(ts_env, timedelta(days=31))  # a month of workflow time, at once
         batches = await run_sweep(ts_env.client, tenant, "checkpoint-cleanup")
         attempts = await run_sweep(ts_env.client, tenant, "index-attempt-cleanup")
     # The old attempt's processed batch goes; the latest attempt's unprocessed batch,
