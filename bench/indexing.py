@@ -1,36 +1,41 @@
-"""Indexing throughput: the in-process limit vs the same work through Temporal.
+"""Indexing throughput: the in-process limit, Sluice (Temporal) and the Celery baseline.
 
 Run::
 
     uv run python -m bench.indexing [--docs 20000] [--size 2000] [--batch-size 200]
         [--in-flight 2] [--batches-per-fetch 5] [--workers background]
-        [--repeat N] [--no-hnsw] [--json FILE]
+        [--only limit,temporal,celery] [--repeat N] [--no-hnsw] [--json FILE]
 
 Starts the real stack (embedded Postgres + pgvector, Redis, Temporal dev server; or
 the ones named by DATABASE_URL / REDIS_URL / TEMPORAL_ADDRESS), then indexes the
-same synthetic corpus twice, each time into a fresh tenant:
+same synthetic corpus three times, each time into a fresh tenant:
 
 * **limit**: no orchestration. The synthetic connector's ``load()`` fills an
   ``asyncio.Queue`` with batches and ``--in-flight`` consumer tasks run
   :func:`sluice.indexing.pipeline.index_documents` on them, one transaction per
   batch, in this process. Fetching, embedding and writes overlap. It is the
   ceiling for the same code on this machine.
-* **temporal**: the production path. A worker started as a separate process
+* **temporal** (Sluice): the production path. A worker started as a separate process
   (``python -m sluice.cli.main worker <kind>``), a connector added with
   :func:`sluice.connector_ops.add_connector` and the given :class:`RunTuning`,
   timed from the add until the attempt's workflow run closes (its last history
   event, so the progress poll interval adds nothing).
+* **celery**: the seed's design, docfetching → docprocessing Celery tasks on the
+  stack's Redis (``bench/celery_baseline.py``: real ``celery worker`` processes,
+  threads pool, acks late, ``--in-flight`` docprocessing threads), timed from the
+  enqueue of the fetch task to the last batch's commit.
 
 Each run's schema is dropped after it (then CHECKPOINT), so the next run starts
-from the same state; ``--repeat`` alternates the order and prints medians.
-``--no-hnsw`` is a diagnostic: without the vector index Postgres stops being the
-bottleneck and the orchestration overhead shows.
+from the same state; ``--repeat`` reverses the order every other repetition and
+prints medians. ``--no-hnsw`` is a diagnostic: without the vector index Postgres
+stops being the bottleneck and the orchestration overhead shows.
 
-It checks that both runs stored exactly ``--docs`` documents, then prints
-documents/s, the ratio temporal/limit, chunks, peak RSS, CPU seconds per process
-(bench, worker, Postgres, Temporal server, everything else on the machine) and
-where the Temporal run spent its time (read from the workflow history).
-``--json FILE`` appends the figures as one JSON line per repetition, for sweeps.
+It checks that every run stored exactly ``--docs`` documents, then prints
+documents/s, the ratios sluice/limit, celery/limit and sluice/celery, chunks, peak
+RSS, CPU seconds per process (bench, worker, Postgres, Temporal server, Redis,
+everything else on the machine) and where the Temporal run spent its time (read
+from the workflow history). ``--json FILE`` appends the figures as one JSON line
+per repetition, for sweeps.
 """
 
 from __future__ import annotations
@@ -56,9 +61,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
+
+if TYPE_CHECKING:
+    from bench.celery_baseline import CeleryWorker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED = 7
@@ -730,6 +738,47 @@ async def run_temporal(
     )
 
 
+# --- the Celery baseline --------------------------------------------------------------
+
+
+async def run_celery(
+    tenant: str, p: Params, cpu: CpuMeter, workers: list[CeleryWorker]
+) -> RunResult:
+    """The seed's design on Celery (``bench/celery_baseline.py``), timed from the enqueue
+    of the fetch task to the last batch's commit."""
+    from bench import celery_baseline
+    from sluice.db.engine import dispose_engines
+
+    try:
+        job = await celery_baseline.create_job(tenant, p.synthetic_config(), p.batch_size)
+        cpu.begin()
+        run = await asyncio.to_thread(celery_baseline.enqueue_and_wait, job, p.timeout)
+        used, pg_by_kind = cpu.end()
+        run.details["staged_batches_deleted"] = await celery_baseline.delete_staged(job)
+        docs, chunks = await count_rows(tenant)
+        if not p.keep_tenants:
+            await drop_tenant(tenant)
+    finally:
+        await dispose_engines()
+    rss = {w.queue: round(peak_rss_mb(w.proc.pid), 1) for w in workers}
+    return RunResult(
+        name="celery",
+        seconds=run.seconds,
+        docs_stored=docs,
+        chunks_stored=chunks,
+        chunks_written=run.chunks_written,
+        rss_mb=sum(rss.values()),
+        cpu=used,
+        details={
+            **run.details,
+            "batches": run.batches,
+            "worker_peak_rss_mb": rss,
+            "postgres_cpu_by_kind": pg_by_kind,
+        },
+        errors=run.errors,
+    )
+
+
 # --- reporting ------------------------------------------------------------------------
 
 
@@ -737,19 +786,74 @@ def _fmt_cpu(cpu: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if v >= 0.05) or "-"
 
 
+RUNS = ("limit", "temporal", "celery")
+"""Every run, in the order of the table's columns (``--only`` names them)."""
+LABELS = {"limit": "limit", "temporal": "sluice", "celery": "celery"}
+RATIOS = (("temporal", "limit"), ("celery", "limit"), ("temporal", "celery"))
+_HEADERS = {"limit": "limit", "temporal": "sluice (temporal)", "celery": "celery"}
+_RSS_OF = {"limit": "bench process", "temporal": "worker", "celery": "2 workers"}
+
+
+def ratios(p: Params, runs: dict[str, RunResult]) -> dict[str, float]:
+    """docs/s ratios ``sluice/limit``, ``celery/limit``, ``sluice/celery`` (those present)."""
+    out: dict[str, float] = {}
+    for a, b in RATIOS:
+        if a in runs and b in runs and runs[a].seconds > 0 and runs[b].seconds > 0:
+            value = runs[a].docs_per_s(p.docs) / runs[b].docs_per_s(p.docs)
+            out[f"{LABELS[a]}/{LABELS[b]}"] = round(value, 3)
+    return out
+
+
+def _table(p: Params, runs: dict[str, RunResult], out: Callable[[str], None]) -> None:
+    rows: list[tuple[str, Callable[[RunResult], str]]] = [
+        ("wall s", lambda r: f"{r.seconds:.2f}"),
+        ("documents/s", lambda r: f"{r.docs_per_s(p.docs):.0f}"),
+        ("documents stored", lambda r: str(r.docs_stored)),
+        ("chunks written", lambda r: str(r.chunks_written)),
+        ("peak RSS MB", lambda r: f"{r.rss_mb:.0f} ({_RSS_OF[r.name]})"),
+    ]
+    names = [n for n in RUNS if n in runs]
+    cells = [[fn(runs[n]) for n in names] for _, fn in rows]
+    width = max(len(c) for c in [*(_HEADERS[n] for n in names), *(c for r in cells for c in r)])
+    width += 2
+    out(f"{'':<18}" + "".join(f"{_HEADERS[n]:<{width}}" for n in names).rstrip())
+    for (label, _), row in zip(rows, cells, strict=True):
+        out(f"{label:<18}" + "".join(f"{c:<{width}}" for c in row).rstrip())
+    found = ratios(p, runs)
+    if found:
+        out(f"{'ratios':<18}" + "  ".join(f"{k} = {v:.2f}" for k, v in found.items()))
+
+
+def _run_details(run: RunResult, out: Callable[[str], None]) -> None:
+    name, details = run.name, run.details
+    out(f"{name} CPU s: {_fmt_cpu(run.cpu)}")
+    out(f"{name} Postgres CPU s by process: {details.get('postgres_cpu_by_kind')}")
+    if name == "limit":
+        out(f"limit stage busy s (summed over consumers): {details['stage_busy_s']}")
+    elif name == "temporal":
+        history = details.get("history")
+        if history:
+            out(f"temporal history: {json.dumps(history)}")
+        elif "history_error" in details:
+            out(f"temporal history unavailable: {details['history_error']}")
+        out(f"temporal wall (client poll) s: {details['seconds_polled']}")
+        for error in details.get("progress_query_errors", []):
+            out(f"warning: progress query failed at {error}")
+    else:
+        rest = {k: v for k, v in details.items() if k != "postgres_cpu_by_kind"}
+        out(f"celery: {json.dumps(rest)}")
+
+
 def report(
     p: Params,
     micro: dict[str, float],
-    limit: RunResult | None,
-    temporal: RunResult | None,
+    runs: dict[str, RunResult],
     out: Callable[[str], None] = print,
     title: str = "",
 ) -> list[str]:
     """Print the table; return the verification errors (wrong document counts...)."""
     problems: list[str] = []
-    for run in (limit, temporal):
-        if run is None:
-            continue
+    for run in runs.values():
         if run.docs_stored != p.docs:
             problems.append(f"{run.name}: {run.docs_stored} documents stored, expected {p.docs}")
         problems.extend(f"{run.name}: {e}" for e in run.errors)
@@ -764,68 +868,11 @@ def report(
         + (" no_hnsw" if p.no_hnsw else "")
         + (f"  ({title})" if title else "")
     )
-    rows: list[tuple[str, str, str]] = []
-
-    def cell(run: RunResult | None, fn: Callable[[RunResult], str]) -> str:
-        return fn(run) if run is not None else "-"
-
-    rows.append(
-        (
-            "wall s",
-            cell(limit, lambda r: f"{r.seconds:.2f}"),
-            cell(temporal, lambda r: f"{r.seconds:.2f}"),
-        )
-    )
-    rows.append(
-        (
-            "documents/s",
-            cell(limit, lambda r: f"{r.docs_per_s(p.docs):.0f}"),
-            cell(temporal, lambda r: f"{r.docs_per_s(p.docs):.0f}"),
-        )
-    )
-    rows.append(
-        (
-            "documents stored",
-            cell(limit, lambda r: str(r.docs_stored)),
-            cell(temporal, lambda r: str(r.docs_stored)),
-        )
-    )
-    rows.append(
-        (
-            "chunks written",
-            cell(limit, lambda r: str(r.chunks_written)),
-            cell(temporal, lambda r: str(r.chunks_written)),
-        )
-    )
-    rows.append(
-        (
-            "peak RSS MB",
-            cell(limit, lambda r: f"{r.rss_mb:.0f} (bench process)"),
-            cell(temporal, lambda r: f"{r.rss_mb:.0f} (worker)"),
-        )
-    )
-    width = max(len(r[1]) for r in rows) + 2
-    out(f"{'':<18}{'limit':<{width}}temporal")
-    for label, a, b in rows:
-        out(f"{label:<18}{a:<{width}}{b}")
-    if limit is not None and temporal is not None and limit.seconds > 0:
-        ratio = temporal.docs_per_s(p.docs) / limit.docs_per_s(p.docs)
-        out(f"{'ratio':<18}temporal/limit = {ratio:.2f}")
-    if limit is not None:
-        out(f"limit CPU s: {_fmt_cpu(limit.cpu)}")
-        out(f"limit Postgres CPU s by process: {limit.details.get('postgres_cpu_by_kind')}")
-        out(f"limit stage busy s (summed over consumers): {limit.details['stage_busy_s']}")
-    if temporal is not None:
-        out(f"temporal CPU s: {_fmt_cpu(temporal.cpu)}")
-        out(f"temporal Postgres CPU s by process: {temporal.details['postgres_cpu_by_kind']}")
-        history = temporal.details.get("history")
-        if history:
-            out(f"temporal history: {json.dumps(history)}")
-        elif "history_error" in temporal.details:
-            out(f"temporal history unavailable: {temporal.details['history_error']}")
-        out(f"temporal wall (client poll) s: {temporal.details['seconds_polled']}")
-        for error in temporal.details.get("progress_query_errors", []):
-            out(f"warning: progress query failed at {error}")
+    if runs:
+        _table(p, runs, out)
+    for name in RUNS:
+        if name in runs:
+            _run_details(runs[name], out)
     out(f"isolated costs: {json.dumps(micro)}")
     for problem in problems:
         out(f"ERROR: {problem}")
@@ -851,12 +898,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "primary,docfetching,docprocessing,light)",
     )
     parser.add_argument(
-        "--only", choices=("both", "limit", "temporal"), default="both", help="runs to do"
+        "--only",
+        type=_run_names,
+        default=RUNS,
+        help="runs to do, comma-separated: limit, temporal, celery (default: all three; "
+        "'both' is limit,temporal)",
     )
     parser.add_argument(
         "--temporal-first",
         action="store_true",
-        help="run the Temporal path before the limit (to check for order effects)",
+        help="start with the Temporal path (temporal, limit, celery; to check for order effects)",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run, at most")
     parser.add_argument(
@@ -870,7 +921,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-hnsw",
         action="store_true",
-        help="diagnostic: drop the HNSW vector index in both tenants, so Postgres is not "
+        help="diagnostic: drop the HNSW vector index in every run's tenant, so Postgres is not "
         "the bottleneck and the orchestration overhead shows",
     )
     parser.add_argument("--json", type=Path, default=None, help="append results to this file")
@@ -894,10 +945,83 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def _run_names(value: str) -> tuple[str, ...]:
+    names = {n.strip() for n in value.split(",") if n.strip()}
+    if "both" in names:
+        names = (names - {"both"}) | {"limit", "temporal"}
+    unknown = names - set(RUNS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(RUNS)}, got {value!r}")
+    return tuple(n for n in RUNS if n in names)
+
+
+def _say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_order(rep: int, only: tuple[str, ...], temporal_first: bool) -> list[str]:
+    """The runs of repetition ``rep``: the order reverses every other repetition (ABC CBA),
+    so no path always runs on a freshly started or a well-warmed server."""
+    order = ["temporal", "limit", "celery"] if temporal_first else list(RUNS)
+    if rep % 2 == 1:
+        order.reverse()
+    return [name for name in order if name in only]
+
+
+@dataclass
+class Bench:
+    """The stack started once; each ``do_*`` runs one path into a fresh tenant."""
+
+    p: Params
+    env: dict[str, str]
+    components: dict[str, list[int]]
+    logs: Path
+
+    def do_limit(self, tenant: str) -> RunResult:
+        _say(f"limit run: {self.p.docs} documents in-process (tenant {tenant})")
+        return asyncio.run(run_limit(tenant, self.p, CpuMeter(self.components)))
+
+    def do_temporal(self, tenant: str) -> RunResult:
+        _say(f"starting worker(s): {', '.join(self.p.workers)}")
+        workers = start_workers(self.p.workers, self.env, self.logs)
+        try:
+            wait_ready(workers)
+            meter = CpuMeter({**self.components, "worker": [w.proc.pid for w in workers]})
+            _say(f"temporal run: {self.p.docs} documents via the connector workflow ({tenant})")
+            return asyncio.run(run_temporal(tenant, self.p, meter, workers))
+        finally:
+            _say("stopping worker(s)")
+            stop_workers(workers)
+
+    def do_celery(self, tenant: str) -> RunResult:
+        from bench import celery_baseline
+
+        celery_baseline.use_broker(self.env["REDIS_URL"])
+        _say(f"starting celery workers (docprocessing: {self.p.in_flight} threads)")
+        workers = celery_baseline.start_workers(self.env, self.logs, self.p.in_flight)
+        try:
+            celery_baseline.wait_ready(workers)
+            meter = CpuMeter({**self.components, "worker": [w.proc.pid for w in workers]})
+            _say(f"celery run: {self.p.docs} documents via docfetching/docprocessing ({tenant})")
+            return asyncio.run(run_celery(tenant, self.p, meter, workers))
+        finally:
+            _say("stopping celery workers")
+            celery_baseline.stop_workers(workers)
+
+    def run(self, name: str, tenant: str) -> RunResult:
+        runner = {"limit": self.do_limit, "temporal": self.do_temporal, "celery": self.do_celery}
+        result = runner[name](tenant)
+        _say(f"{name}: {result.seconds:.2f}s, {result.docs_per_s(self.p.docs):.0f} docs/s")
+        return result
+
+
+def _params(args: argparse.Namespace) -> Params:
     kinds = tuple(k.strip() for k in args.workers.split(",") if k.strip())
-    p = Params(
+    from workers.kinds import get_kind
+
+    for kind in kinds:
+        get_kind(kind)  # fail fast on a typo
+    return Params(
         docs=args.docs,
         size=args.size,
         batch_size=args.batch_size,
@@ -908,117 +1032,83 @@ def main(argv: list[str] | None = None) -> int:
         keep_tenants=args.keep_tenants,
         no_hnsw=args.no_hnsw,
     )
-    from workers.kinds import get_kind
 
-    for kind in kinds:
-        get_kind(kind)  # fail fast on a typo
 
+def _start(exits: contextlib.ExitStack, p: Params, args: argparse.Namespace) -> Bench:
+    """Start the stack (or use the servers the environment names) for the whole run."""
     from sluice.config import get_settings
     from sluice.devstack import dev_stack
 
-    def say(message: str) -> None:
-        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    tmp = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="sluice-bench-")))
+    _say("starting the stack")
+    stack = exits.enter_context(
+        dev_stack(
+            tmp,
+            database_url=os.environ.get("DATABASE_URL") or None,
+            redis_url=os.environ.get("REDIS_URL") or None,
+            temporal_address=os.environ.get("TEMPORAL_ADDRESS") or None,
+            ports={"postgres": None, "redis": None, "temporal": None, "temporal_ui": None},
+            ui=False,
+        )
+    )
+    if args.keep_logs is not None:
+        exits.callback(_copy_logs, tmp / "logs", args.keep_logs)
+    os.environ.update(stack.env)
+    get_settings.cache_clear()
+    services = {s.name: s.proc.pid for s in stack.services}
+    components = {"bench": [os.getpid()]}
+    for name in ("postgres", "temporal", "redis"):
+        if name in services:
+            components[name] = [services[name]]
+    return Bench(p, dict(stack.env), components, tmp / "logs")
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    p = _params(args)
     problems: list[str] = []
-    pairs: list[tuple[RunResult | None, RunResult | None]] = []
+    reps: list[dict[str, RunResult]] = []
     with contextlib.ExitStack() as exits:
         exits.enter_context(_terminate_as_interrupt())
-        tmp = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="sluice-bench-")))
-        say("starting the stack")
-        stack = exits.enter_context(
-            dev_stack(
-                tmp,
-                database_url=os.environ.get("DATABASE_URL") or None,
-                redis_url=os.environ.get("REDIS_URL") or None,
-                temporal_address=os.environ.get("TEMPORAL_ADDRESS") or None,
-                ports={"postgres": None, "redis": None, "temporal": None, "temporal_ui": None},
-                ui=False,
-            )
-        )
-        if args.keep_logs is not None:
-            exits.callback(_copy_logs, tmp / "logs", args.keep_logs)
-        os.environ.update(stack.env)
-        get_settings.cache_clear()
-        services = {s.name: s.proc.pid for s in stack.services}
-        components = {"bench": [os.getpid()]}
-        for name in ("postgres", "temporal"):
-            if name in services:
-                components[name] = [services[name]]
+        bench = _start(exits, p, args)
         micro = micro_costs(p)
-
-        def do_limit(tenant: str) -> RunResult:
-            say(f"limit run: {p.docs} documents in-process (tenant {tenant})")
-            result = asyncio.run(run_limit(tenant, p, CpuMeter(components)))
-            say(f"limit: {result.seconds:.2f}s, {result.docs_per_s(p.docs):.0f} docs/s")
-            return result
-
-        def do_temporal(tenant: str) -> RunResult:
-            say(f"starting worker(s): {', '.join(kinds)}")
-            workers = start_workers(kinds, stack.env, tmp / "logs")
-            try:
-                wait_ready(workers)
-                meter = CpuMeter({**components, "worker": [w.proc.pid for w in workers]})
-                say(f"temporal run: {p.docs} documents via the connector workflow ({tenant})")
-                result = asyncio.run(run_temporal(tenant, p, meter, workers))
-                say(f"temporal: {result.seconds:.2f}s, {result.docs_per_s(p.docs):.0f} docs/s")
-                return result
-            finally:
-                say("stopping worker(s)")
-                stop_workers(workers)
-
         for rep in range(args.repeat):
+            order = run_order(rep, args.only, args.temporal_first)
             suffix = uuid.uuid4().hex[:8]
-            tenants = {"limit": f"bench_limit_{suffix}", "temporal": f"bench_temporal_{suffix}"}
-            say(f"migrating tenants {', '.join(tenants.values())}")
+            tenants = {name: f"bench_{name}_{suffix}" for name in order}
+            _say(f"migrating tenants {', '.join(tenants.values())}")
             asyncio.run(prepare(list(tenants.values()), p))
-            # Alternate the order between repetitions (ABBA...), so neither path always
-            # runs on a freshly started or a well-warmed server.
-            order = ["limit", "temporal"]
-            if args.temporal_first != (rep % 2 == 1):
-                order.reverse()
-            limit: RunResult | None = None
-            temporal: RunResult | None = None
-            for name in order:
-                if args.only not in ("both", name):
-                    continue
-                if name == "limit":
-                    limit = do_limit(tenants["limit"])
-                else:
-                    temporal = do_temporal(tenants["temporal"])
+            runs = {name: bench.run(name, tenants[name]) for name in order}
             title = f"repetition {rep + 1}/{args.repeat}, order {' then '.join(order)}"
-            found = report(p, micro, limit, temporal, title=title)
+            found = report(p, micro, runs, title=title)
             problems.extend(found)
-            pairs.append((limit, temporal))
+            reps.append(runs)
             if args.json is not None:
-                _append_json(args.json, p, micro, limit, temporal, found, rep, order)
-        if len(pairs) > 1:
-            summarise(p, pairs)
-        say("stopping the stack")
+                _append_json(args.json, p, micro, runs, found, rep, order)
+        if len(reps) > 1:
+            summarise(p, reps)
+        _say("stopping the stack")
     return 1 if problems else 0
 
 
-def summarise(p: Params, pairs: list[tuple[RunResult | None, RunResult | None]]) -> None:
+def summarise(p: Params, reps: list[dict[str, RunResult]]) -> None:
     """Medians over the repetitions (single runs vary by ~10 % on a shared 2-core box)."""
-    limits = [lim.docs_per_s(p.docs) for lim, _ in pairs if lim is not None]
-    temporals = [t.docs_per_s(p.docs) for _, t in pairs if t is not None]
-    ratios = [
-        t.docs_per_s(p.docs) / lim.docs_per_s(p.docs)
-        for lim, t in pairs
-        if lim is not None and t is not None and lim.seconds > 0
-    ]
     print("")
-    print(f"summary over {len(pairs)} repetitions (median [min-max]):")
+    print(f"summary over {len(reps)} repetitions (median [min-max]):")
 
     def line(label: str, values: list[float], fmt: str) -> None:
         if values:
             med, lo, hi = statistics.median(values), min(values), max(values)
-            print(f"  {label:<16}{med:{fmt}} [{lo:{fmt}}-{hi:{fmt}}]")
+            print(f"  {label:<23}{med:{fmt}} [{lo:{fmt}}-{hi:{fmt}}]")
 
-    line("limit docs/s", limits, ".0f")
-    line("temporal docs/s", temporals, ".0f")
-    line("temporal/limit", ratios, ".2f")
-    rss = [t.rss_mb for _, t in pairs if t is not None]
-    line("worker RSS MB", rss, ".0f")
+    for name in RUNS:
+        values = [runs[name].docs_per_s(p.docs) for runs in reps if name in runs]
+        line(f"{LABELS[name]} docs/s", values, ".0f")
+    per_rep = [ratios(p, runs) for runs in reps]
+    for key in dict.fromkeys(k for found in per_rep for k in found):
+        line(key, [found[key] for found in per_rep if key in found], ".2f")
+    for name, what in (("temporal", "sluice worker RSS MB"), ("celery", "celery workers RSS MB")):
+        line(what, [runs[name].rss_mb for runs in reps if name in runs], ".0f")
 
 
 def _copy_logs(source: Path, target: Path) -> None:
@@ -1033,8 +1123,7 @@ def _append_json(
     path: Path,
     p: Params,
     micro: dict[str, float],
-    limit: RunResult | None,
-    temporal: RunResult | None,
+    runs: dict[str, RunResult],
     problems: list[str],
     repetition: int,
     order: list[str],
@@ -1048,11 +1137,11 @@ def _append_json(
         "micro": micro,
         "problems": problems,
     }
-    for run in (limit, temporal):
-        if run is not None:
-            record[run.name] = {**asdict(run), "docs_per_s": round(run.docs_per_s(p.docs), 1)}
-    if limit is not None and temporal is not None and limit.seconds > 0:
-        record["ratio"] = round(temporal.docs_per_s(p.docs) / limit.docs_per_s(p.docs), 3)
+    for run in runs.values():
+        record[run.name] = {**asdict(run), "docs_per_s": round(run.docs_per_s(p.docs), 1)}
+    record["ratios"] = ratios(p, runs)
+    if "sluice/limit" in record["ratios"]:
+        record["ratio"] = record["ratios"]["sluice/limit"]  # as earlier lines have it
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as out:
         out.write(json.dumps(record) + "\n")
