@@ -445,7 +445,7 @@ async def test_migration_0003_rewrites_legacy_ids(services: dict[str, str], tmp_
     assert {(c["document_id"], c["chunk_id"]): (c["content"], c["e"]) for c in chunks} == expected
     # the generated full-text column is rebuilt for the copies
     found = await fetchval(
-        tenant, "SELECT count(*) FROM chunk WHERE content_tsv @@ to_tsquery('english', 'content')"
+        tenant, "SELECT count(*) FROM chunk WHERE search_tsv @@ to_tsquery('english', 'content')"
     )
     assert found == len(chunks)
 

@@ -216,8 +216,13 @@ async def test_two_tenants_running_everything_at_once_stay_apart(
             await asyncio.gather(*(sync_tenant(client, t, settings) for t in (a, b)))
             enabled = {job.name for job in JOBS if job.enabled}
             for t, other in ((a, b), (b, a)):
-                sids = await tenant_schedule_ids(client, t)
-                assert {sid.split("/", 1)[1] for sid in sids} == enabled
+
+                async def listed(t: str = t) -> list[str] | None:
+                    # the schedule listing is eventually consistent: wait for it to settle
+                    found = await tenant_schedule_ids(client, t)
+                    return found if {sid.split("/", 1)[1] for sid in found} == enabled else None
+
+                sids = await eventually(listed, timeout=20)
                 assert all(sid.startswith(f"{t}/") for sid in sids)
                 assert not any(sid.startswith(f"{other}/") for sid in sids)
                 rows = await schedule_rows(client, t, settings)

@@ -205,10 +205,6 @@ class Chunk(Base):
     title: Mapped[str] = mapped_column(Text)
     content: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(Text, nullable=True)
-    content_tsv: Mapped[Any] = mapped_column(
-        TSVECTOR,
-        Computed("to_tsvector('english', coalesce(title, '') || ' ' || content)", persisted=True),
-    )
     search_tsv: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed(

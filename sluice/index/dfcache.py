@@ -87,3 +87,7 @@ class DfCache:
 
 DF_CACHE = DfCache()
 """The process's cache (the search API's, and the workers')."""
+
+FILTER_CHUNKS = DfCache()
+"""How many chunks a search filter keeps, per tenant (``sluice.index.store``): keyed by
+the filter, the cap being the count it was compared with."""
