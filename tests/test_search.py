@@ -15,7 +15,7 @@ from sluice.ccpairs import create_cc_pair
 from sluice.connectors.models import Document, Section
 from sluice.db.session import tenant_connection
 from sluice.index.embedding import WordLlamaProvider
-from sluice.index.search import EmptyQueryError, search, search_chunks
+from sluice.index.search import EmptyQueryError, SearchResult, search, search_chunks
 from sluice.index.store import literal_tokens
 from sluice.indexing.pipeline import index_documents
 from tests.support import only_line
@@ -135,6 +135,52 @@ async def test_filters_by_connector_and_source(tenant: str) -> None:
     assert [h.document_id for h in await search(tenant, "heron", connector=second)] == ["b.md"]
     assert [h.document_id for h in await search(tenant, "heron", source="mail")] == ["b.md"]
     assert await search(tenant, "heron", source="mail", connector=first) == []
+
+
+STRATEGIES = {
+    # (EXACT_SMALL_INDEX, EXACT_VECTOR_CHUNKS): which vector side each search takes
+    "small-index-exact": (5_000, 20_000),
+    "narrow-filter-exact": (0, 20_000),
+    "hnsw-and-bounded-iterative": (0, 0),
+}
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+async def test_every_vector_strategy_honours_filters_and_hidden_documents(
+    tenant: str, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests index a few chunks, so search reads every vector exactly; the HNSW paths
+    (unfiltered, and iterative under a filter) are forced here so their SQL runs too."""
+    from sluice.index import store
+
+    small, narrow = STRATEGIES[strategy]
+    monkeypatch.setattr(store, "EXACT_SMALL_INDEX", small)
+    monkeypatch.setattr(store, "EXACT_VECTOR_CHUNKS", narrow)
+    wiki = await index(
+        tenant,
+        [doc(f"w{i}.md", f"heron migration note {i} " + FILLER, source="wiki") for i in range(3)],
+        "a",
+    )
+    mail = await index(tenant, [doc("m.md", "heron nesting " + FILLER, source="mail")], "b")
+    async with tenant_connection(tenant) as (_, raw):
+        await raw.execute("UPDATE document SET hidden = true WHERE id = 'w2.md'")
+        await raw.execute(
+            "UPDATE chunk SET acl = ARRAY['group:birders'] WHERE document_id = 'w1.md'"
+        )
+
+    def ids(hits: list[SearchResult]) -> set[str]:
+        return {h.document_id for h in hits}
+
+    assert ids(await search(tenant, "heron")) == {"w0.md", "w1.md", "m.md"}
+    assert ids(await search(tenant, "heron", connector=wiki)) == {"w0.md", "w1.md"}
+    assert ids(await search(tenant, "heron", connector=mail)) == {"m.md"}
+    assert ids(await search(tenant, "heron", source="mail")) == {"m.md"}
+    assert ids(await search(tenant, "heron", acl=["group:birders"])) == {"w1.md"}
+    # no lexeme matches: the vector side alone answers, within the filter
+    vector_only = await search(tenant, "ornithology", source="wiki")
+    assert ids(vector_only) == {"w0.md", "w1.md"}
+    assert all(h.text_rank is None and h.vector_rank for h in vector_only)
+    assert ids(await search(tenant, "ornithology")) == {"w0.md", "w1.md", "m.md"}
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\t\n"])
