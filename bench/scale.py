@@ -66,7 +66,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TERMINAL = ("success", "completed_with_errors", "failed", "canceled", "interrupted")
 FLAT_MB = 50.0
 FLAT_FRACTION = 0.15
-"""The run's RSS is "flat" if its growth (max - start) is under 50 MB or under 15 %."""
+"""The run's RSS is "flat" if its growth (max - start) is under 50 MB or under 15 %.
+The steady-state verdict applies the same rule from the first indexed batch on."""
 
 
 def say(message: str) -> None:
@@ -432,6 +433,14 @@ class RssTrace:
         out["growth_pct"] = round(100 * growth / start_mb, 1) if start_mb else 0.0
         flat = growth < FLAT_MB or growth < FLAT_FRACTION * start_mb
         out["verdict"] = "flat" if flat else "grows"
+        if first is not None:
+            # Steady state: from the first indexed batch (the first embedding call's working
+            # arrays, tens of MB, are allocated once), and no upward trend in the second half.
+            steady = out["rss_mb_max"] - first
+            trend = out["slope_mb_per_10k_docs_second_half"] or 0.0
+            out["steady_growth_mb"] = round(steady, 1)
+            settled = (steady < FLAT_MB or steady < FLAT_FRACTION * first) and trend < 1.0
+            out["steady_verdict"] = "flat" if settled else "grows"
         return out
 
 
@@ -611,7 +620,9 @@ def report_run(run: dict[str, Any], out: Callable[[str], None]) -> None:
     if "rss_mb_first_batch" in run:
         out(
             f"  at the first indexed batch: {run['rss_mb_first_batch']} MB; from there to the "
-            f"max +{run['rss_mb_max'] - run['rss_mb_first_batch']:.1f} MB"
+            f"max +{run['rss_mb_max'] - run['rss_mb_first_batch']:.1f} MB: steady state "
+            f"{run['steady_verdict'].upper()} (the same rule from the first batch, and a "
+            "second-half slope under 1 MB per 10k)"
         )
     if "rss_mb_at_10pct" in run:
         out(
