@@ -57,7 +57,7 @@ import time
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,6 +323,33 @@ async def attempt_status(tenant: str, cc_pair_id: int) -> str | None:
         )
 
 
+async def remove_schedules() -> int:
+    """Delete the periodic jobs' schedules of every migrated tenant (the bench's).
+
+    A worker serving ``primary`` creates each migrated tenant's schedules when it starts
+    (``workers/runner.py``). The bench measures indexing: the Celery baseline runs no
+    Beat, and the schedules of earlier runs' dropped tenants would keep firing on the
+    shared dev server (measured: 8-10 CPU-s of server time during the limit and Celery
+    runs after a Sluice run, 33 during a third Sluice run, with the worker at 46).
+    """
+    from schedules.sync import delete_tenant_schedules
+    from sluice.db.migrate import list_tenants
+    from sluice.temporal.client import connect
+
+    client = await connect()
+    return sum([len(await delete_tenant_schedules(client, t)) for t in await list_tenants()])
+
+
+async def _in_own_loop(step: Callable[[], Awaitable[int]]) -> int:
+    """``step`` in an event loop of its own: the engine's pool goes with the loop."""
+    from sluice.db.engine import dispose_engines
+
+    try:
+        return await step()
+    finally:
+        await dispose_engines()
+
+
 async def drop_tenant(tenant: str) -> None:
     """Drop the run's schema and checkpoint, so the next run starts from the same state
     (its HNSW graph neither competes for shared buffers nor leaves WAL to flush)."""
@@ -331,6 +358,8 @@ async def drop_tenant(tenant: str) -> None:
     from sluice.db.engine import get_engine
     from sluice.tenancy import quoted_schema
 
+    with contextlib.suppress(Exception):  # no schedule is left firing for a dropped tenant
+        await remove_schedules()
     async with get_engine().begin() as conn:
         await conn.execute(text(f"DROP SCHEMA IF EXISTS {quoted_schema(tenant)} CASCADE"))
     with contextlib.suppress(Exception):  # CHECKPOINT needs a privileged role
@@ -986,6 +1015,8 @@ class Bench:
         workers = start_workers(self.p.workers, self.env, self.logs)
         try:
             wait_ready(workers)
+            removed = asyncio.run(_in_own_loop(remove_schedules))
+            _say(f"removed {removed} schedules the worker made at start (no periodic jobs)")
             meter = CpuMeter({**self.components, "worker": [w.proc.pid for w in workers]})
             _say(f"temporal run: {self.p.docs} documents via the connector workflow ({tenant})")
             return asyncio.run(run_temporal(tenant, self.p, meter, workers))
