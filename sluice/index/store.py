@@ -397,6 +397,8 @@ class TextQuery:
     about the filtered subset."""
     chunks: int | None = None
     """How many chunks the index holds (exact below 10,000; None: not looked up)."""
+    schema: str = ""
+    """The tenant's schema (read with the statistics): the key of per-tenant caches."""
 
 
 # A query token written like an identifier: it holds one of these characters between
@@ -458,7 +460,7 @@ async def text_query(raw: Any, query: str) -> TextQuery:
     )
     lexemes = stats["lexemes"]
     if not lexemes:
-        return TextQuery([], [], [], DEFAULT_AVG_CHARS)
+        return TextQuery([], [], [], DEFAULT_AVG_CHARS, schema=stats["schema"])
     terms = [_tsquery_literal(lexeme) for lexeme in lexemes]
     total = int(stats["estimated"])
     cached = total >= DF_CACHE_MIN_CHUNKS
@@ -486,6 +488,7 @@ async def text_query(raw: Any, query: str) -> TextQuery:
         literal_idf=literal_idf,
         match_filtered=pool,
         chunks=total,
+        schema=stats["schema"],
     )
 
 
@@ -584,14 +587,13 @@ async def _count_dfs(raw: Any, terms: list[str], cap: int) -> list[int]:
 
 
 async def _few_chunks_pass(
-    raw: Any, cc_pair_id: int | None, source: str | None, collection: str | None
+    raw: Any, schema: str, cc_pair_id: int | None, source: str | None, collection: str | None
 ) -> bool:
     """Whether the filters keep at most ``EXACT_VECTOR_CHUNKS`` chunks (then the vector
     side reads them all instead of walking the HNSW graph). Counts a bounded number of
     documents' ``chunk_count``s through the filters' indexes, and keeps the answer for
     a minute (a filter is usually asked again: the same connector, source or set)."""
     key = f"{cc_pair_id}|{source}|{collection}"
-    schema = await raw.fetchval("SELECT current_schema()")
     cached = FILTER_CHUNKS.get(schema, EXACT_VECTOR_CHUNKS, [key])
     if key in cached:
         return cached[key] <= EXACT_VECTOR_CHUNKS
@@ -650,7 +652,9 @@ async def hybrid_search(
     filtered = any(f is not None for f in (cc_pair_id, source, acl, collection))
     narrow = any(f is not None for f in (cc_pair_id, source, collection))
     small = tq.chunks is not None and tq.chunks <= EXACT_SMALL_INDEX
-    exact = narrow and (small or await _few_chunks_pass(raw, cc_pair_id, source, collection))
+    exact = narrow and (
+        small or await _few_chunks_pass(raw, tq.schema, cc_pair_id, source, collection)
+    )
     # Under a narrow filter the filter, not the budget, bounds the text side's
     # candidates; a broad one keeps most chunks, so the budget applies as unfiltered.
     match = tq.match_filtered if exact and tq.match_filtered is not None else tq.match
