@@ -341,6 +341,14 @@ def start_redis(data_dir: Path, port: int) -> tuple[Service, str]:
 # --- Temporal ---------------------------------------------------------------------------
 
 
+DEV_SERVER_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+"""The dev server's SQLite file in write-ahead-log mode, synced at checkpoints rather
+than at every commit. Measured on 2 cores indexing 20,000 documents (753 history
+events): server CPU 6.6-7.1 -> 4.5-4.6 CPU-s, mean workflow task latency 35 -> 17 ms.
+A killed server loses nothing (the log is replayed on open); only a machine crash can
+lose the last commits, as with the dev stack's ``fsync=off`` Postgres."""
+
+
 def temporal_dev_server_args(
     port: int,
     ui_port: int | None,
@@ -370,6 +378,8 @@ def temporal_dev_server_args(
             args += ["--ui-codec-endpoint", codec_endpoint]
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
+        for pragma in DEV_SERVER_SQLITE_PRAGMAS:
+            args += ["--sqlite-pragma", pragma]
     for name, kind in search_attribute_flags().items():
         args += ["--search-attribute", f"{name}={kind}"]
     return args

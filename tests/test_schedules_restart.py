@@ -6,6 +6,9 @@ whose workflow fails keeps firing too. Nothing in Sluice plays Beat's one-proces
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -67,3 +70,29 @@ async def test_schedules_survive_a_server_restart_and_keep_firing(
     finally:
         server.stop()
         await asyncio.sleep(0)
+
+
+@pytest.mark.faults
+async def test_a_killed_dev_server_keeps_what_it_committed(tenant: str, tmp_path: Path) -> None:
+    """The dev server's SQLite file is in write-ahead-log mode (DEV_SERVER_SQLITE_PRAGMAS):
+    SIGKILL, no shutdown at all, and the schedules it acknowledged are there after the
+    restart."""
+    port = free_port()
+    settings = get_settings().model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
+    server, _ = start_temporal(tmp_path, port, None)
+    try:
+        with sqlite3.connect(tmp_path / "temporal" / "temporal.db") as db:
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        client = await connect_when_ready(settings)
+        created = (await sync_tenant(client, tenant, settings)).created
+        assert created
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(5)
+
+        server, _ = start_temporal(tmp_path, port, None)
+        client = await connect_when_ready(settings)
+        for name in created:
+            # describe() raises if the schedule was lost with the killed process
+            await client.get_schedule_handle(schedule_id(tenant, name)).describe()
+    finally:
+        server.stop()
