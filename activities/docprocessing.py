@@ -15,6 +15,7 @@ and the batch's documents are released in that same commit.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import structlog
@@ -27,14 +28,34 @@ from sluice.indexing.attempts import add_batch_result, record_failures
 from sluice.indexing.models import ProcessRequest, ProcessResult
 from sluice.indexing.pipeline import PreparedBatch, index_state, prepare_batch, write_batch
 from sluice.indexing.staging import claim_for_write, load_batch, mark_processed
+from sluice.temporal.policies import MAX_HEARTBEAT_THROTTLE
 from sluice.temporal.tenant_context import current_tenant
 
 log = structlog.get_logger(__name__)
 
+QUIET_START = MAX_HEARTBEAT_THROTTLE
+"""No heartbeat in a batch's first seconds (at most a quarter of its heartbeat timeout):
+cancellation still arrives within the two seconds the throttle allows anyway, and a short
+batch costs the server no write."""
+
 
 def _beat(seq: int) -> Callable[[str], None]:
-    """Progress → heartbeat (the worker throttles what it sends to the server)."""
-    return lambda stage: activity.heartbeat(seq, stage)
+    """Progress → heartbeat, from :data:`QUIET_START` on (the worker throttles the rest).
+
+    Most batches finish in a second or two: a heartbeat then is a server write that
+    tells nobody anything (the heartbeat timeout counts from the start anyway, so a
+    batch hung from its first second is still noticed in time).
+    """
+    started = time.monotonic()
+    timeout = activity.info().heartbeat_timeout
+    quiet = min(QUIET_START, timeout / 4) if timeout else QUIET_START
+    quiet_s = quiet.total_seconds()
+
+    def beat(stage: str) -> None:
+        if time.monotonic() - started >= quiet_s:
+            activity.heartbeat(seq, stage)
+
+    return beat
 
 
 class DocProcessingActivities:
@@ -60,10 +81,14 @@ class DocProcessingActivities:
         beat = _beat(batch.seq)
         prepared = await prepare_batch(documents, state, self.embedders, beat)
         del documents  # the prepared batch holds what is needed; let the rest go
-        return await self._write(tenant, request, prepared)
+        return await self._write(tenant, request, prepared, beat)
 
     async def _write(
-        self, tenant: str, request: ProcessRequest, prepared: PreparedBatch
+        self,
+        tenant: str,
+        request: ProcessRequest,
+        prepared: PreparedBatch,
+        beat: Callable[[str], None],
     ) -> ProcessResult:
         batch = request.batch
         async with tenant_connection(tenant) as (_, raw):
@@ -71,9 +96,7 @@ class DocProcessingActivities:
             if done is not None:
                 log.info("another try of this batch finished first", seq=batch.seq)
                 return done
-            result = await write_batch(
-                raw, request.cc_pair_id, prepared, self.embedders, _beat(batch.seq)
-            )
+            result = await write_batch(raw, request.cc_pair_id, prepared, self.embedders, beat)
             await record_failures(
                 raw, request.attempt_id, request.cc_pair_id, "processing", prepared.failures
             )
