@@ -61,7 +61,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 
@@ -1068,12 +1068,48 @@ class Bench:
         return result
 
 
-def _params(args: argparse.Namespace) -> Params:
-    kinds = tuple(k.strip() for k in args.workers.split(",") if k.strip())
+def _usage_error(message: str) -> NoReturn:
+    """One line on stderr and exit status 2, as the CLI does for bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def unpolled_queues(kinds: tuple[str, ...]) -> list[str]:
+    """The queues a connector's indexing run uses that none of ``kinds`` polls.
+
+    Without this check a worker set such as ``primary,docfetching,docprocessing`` (no
+    ``light``, which polls ``checkpoint_cleanup``) leaves the attempt waiting for ever.
+    """
+    from sluice.queues import TaskQueue
+    from sluice.temporal import policies
     from workers.kinds import get_kind
 
-    for kind in kinds:
-        get_kind(kind)  # fail fast on a typo
+    needed = [TaskQueue.PRIMARY]  # the connector workflow's own queue
+    for policy in (
+        policies.STORE_SETTINGS,
+        policies.FETCH_DOCUMENTS,
+        policies.PROCESS_BATCH,
+        policies.ATTEMPT_BOOKKEEPING,
+        policies.STAGED_BATCH_CLEANUP,
+    ):
+        needed.append(policy.task_queue)
+    polled = {queue for kind in kinds for queue in get_kind(kind).queues}
+    return [queue.value for queue in dict.fromkeys(needed) if queue not in polled]
+
+
+def _params(args: argparse.Namespace) -> Params:
+    kinds = tuple(k.strip() for k in args.workers.split(",") if k.strip())
+    from sluice.errors import ConfigurationError
+
+    try:
+        missing = unpolled_queues(kinds)
+    except ConfigurationError as err:  # a typo in a kind's name
+        _usage_error(f"--workers: {err}")
+    if missing and "temporal" in args.only:
+        _usage_error(
+            f"--workers {','.join(kinds)}: no worker polls {', '.join(missing)}, "
+            "which an indexing run uses (add the kind that does, e.g. light)"
+        )
     return Params(
         docs=args.docs,
         size=args.size,
