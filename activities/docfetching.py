@@ -65,8 +65,16 @@ async def _source(
 
 
 def document_bytes(document: Document) -> int:
-    """Size of a document's text in UTF-8 bytes (what chunking and embedding will see)."""
-    return sum(len(section.text.encode()) for section in document.sections)
+    """Size of a document's text in UTF-8 bytes (what chunking and embedding will see).
+
+    An ASCII text's length is its size (``isascii`` reads a flag CPython keeps), so only
+    other texts are encoded to be measured.
+    """
+    return sum(_utf8_size(section.text) for section in document.sections)
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def too_large(document: Document, size: int, limit: int) -> DocumentFailure:
