@@ -34,6 +34,7 @@ from sluice.temporal.workflow_ids import document_index_workflow_id
 from tests.support import eventually, fetch, fetchval, only_line, running_workers
 from tests.test_cli import sluice
 from tests.test_schedules import run_sweep
+from workers.collector import collector_paused
 from workers.runner import embedder_factory
 from workflows.document_index import DocumentIndexWorkflow
 
@@ -176,9 +177,10 @@ async def doc_workers(
             activity.defn(name=name)(steps[name]) if (name := _name(a)) in steps else a
             for a in found
         ]
-    workers = [Worker(client, task_queue="primary", workflows=[DocumentIndexWorkflow])] + [
-        Worker(client, task_queue=q.value, activities=a) for q, a in table.items()
-    ]
+    with collector_paused():
+        workers = [Worker(client, task_queue="primary", workflows=[DocumentIndexWorkflow])] + [
+            Worker(client, task_queue=q.value, activities=a) for q, a in table.items()
+        ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         yield

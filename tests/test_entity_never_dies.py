@@ -38,6 +38,7 @@ from sluice.indexing.models import (
     StartedAttempt,
 )
 from sluice.queues import TaskQueue
+from workers.collector import collector_paused
 from workflows.connector import ConnectorWorkflow
 
 
@@ -100,9 +101,12 @@ class Stubs:
 
 @asynccontextmanager
 async def stub_workers(client: Client, stubs: Stubs) -> AsyncIterator[None]:
-    workers = [Worker(client, task_queue=TaskQueue.PRIMARY.value, workflows=[ConnectorWorkflow])]
-    for queue, found in stubs.activities().items():
-        workers.append(Worker(client, task_queue=queue.value, activities=found))
+    with collector_paused():
+        workers = [
+            Worker(client, task_queue=TaskQueue.PRIMARY.value, workflows=[ConnectorWorkflow])
+        ]
+        for queue, found in stubs.activities().items():
+            workers.append(Worker(client, task_queue=queue.value, activities=found))
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         yield

@@ -32,6 +32,7 @@ from sluice.queues import TaskQueue
 from sluice.temporal.client import connect, sdk_metrics_runtime
 from sluice.temporal.interceptor import TenantInterceptor
 from sluice.temporal.policies import MAX_HEARTBEAT_THROTTLE
+from workers.collector import collector_paused
 from workers.kinds import WorkerKind, get_kind
 from workers.registry import WORKFLOWS, activities_for
 
@@ -123,9 +124,8 @@ def build_workers(
     _require_tenant_interceptor(client)
     factory = factory or embedder_factory(settings)
     versioning = deployment_config(settings)
-    workers = []
-    for queue in kind.queues:
-        workers.append(
+    with collector_paused():  # the sandbox's import check is unsafe under GC (see module)
+        return [
             Worker(
                 client,
                 task_queue=queue.value,
@@ -139,8 +139,8 @@ def build_workers(
                 default_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
                 deployment_config=versioning,
             )
-        )
-    return workers
+            for queue in kind.queues
+        ]
 
 
 async def run_worker(
