@@ -94,6 +94,9 @@ async def test_create_makes_every_type_active_and_searchable(
             doc_id, ["vector", "fulltext", "graph", "summary"], {}
         )
         result = await wait_done(scheduler, task_id)
+        # notify runs after the last index is active, so the task reads done a moment
+        # before the round is published: read it while the workers still run, bounded.
+        event = await asyncio.wait_for(_next_agent_event(tenant), timeout=60)
     assert result.status is TaskStatus.SUCCEEDED and result.success, result
     rows = await index_rows(tenant, doc_id)
     assert {t: r["status"] for t, r in rows.items()} == dict.fromkeys(
@@ -125,11 +128,6 @@ async def test_create_makes_every_type_active_and_searchable(
     assert summary and summary.count(".") >= 2 and "Rhaetian Railway" in summary
 
     # notify: the round's outcome was published on the agent queue by a worker activity
-    conn = aioredis.from_url(get_settings().redis_url or "")
-    try:
-        event = await RedisAgentMessageQueue(conn, f"document-index/{tenant}").get()
-    finally:
-        await conn.aclose()
     assert event is not None and event["type"] == "index_round"
     assert event["document_id"] == doc_id and len(event["built"]) == 4
 
@@ -187,6 +185,14 @@ async def doc_workers(
     finally:
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _next_agent_event(tenant: str) -> Any:
+    conn = aioredis.from_url(get_settings().redis_url or "")
+    try:
+        return await RedisAgentMessageQueue(conn, f"document-index/{tenant}").get()
+    finally:
+        await conn.aclose()
 
 
 def _name(fn: Callable[..., Any]) -> str:
