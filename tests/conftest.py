@@ -60,6 +60,22 @@ async def tenant(services: dict[str, str]) -> AsyncIterator[str]:
     await retire(tenant_id)
 
 
+@pytest_asyncio.fixture(loop_scope="session", autouse=True)
+async def _retire_other_tenants(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Retire tenants a test migrated itself (not through ``tenant``), e.g. a second
+    tenant or a legacy-migration one: left alive, their connectors are started by later
+    tests' workers and retry against their sources for the rest of the session."""
+    if "services" not in request.fixturenames:
+        yield
+        return
+    from sluice.db.migrate import list_tenants
+
+    before = set(await list_tenants())
+    yield
+    for tenant_id in set(await list_tenants()) - before:
+        await retire(tenant_id)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def dev_env(services: dict[str, str]) -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal CLI dev server: schedules, heartbeats, real timing."""

@@ -3,6 +3,9 @@ and every workflow Sluice starts is found by its tenant's search attribute."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from sluice import connector_ops
@@ -42,3 +45,40 @@ async def test_every_started_workflow_carries_its_tenant_and_retire_stops_them(
 
     await eventually(none_left, timeout=10)
     assert tenant not in await list_tenants()
+
+
+_migrated_by_hand: list[str] = []
+
+
+async def test_a_tenant_migrated_by_the_test_itself_is_retired_too_part_1(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Part 1 of 2: migrate a tenant outside the ``tenant`` fixture, with a connector."""
+    from sluice.db.migrate import migrate_tenant
+
+    tenant = "t_" + uuid.uuid4().hex[:10]
+    await migrate_tenant(tenant)
+    await connector_ops.add_connector(
+        dev_env.client, tenant, name="stray", source="synthetic", config={"count": 1}
+    )
+    _migrated_by_hand.append(tenant)
+
+    async def listed() -> bool:
+        return bool(await _running(dev_env, tenant))
+
+    await eventually(listed, timeout=10)
+
+
+async def test_a_tenant_migrated_by_the_test_itself_is_retired_too_part_2(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Part 2: after part 1 ended, its tenant is gone and its connector stopped."""
+    if not _migrated_by_hand:
+        pytest.skip("runs after part 1")
+    tenant = _migrated_by_hand[0]
+    assert tenant not in await list_tenants()
+
+    async def none_left() -> bool:
+        return not await _running(dev_env, tenant)
+
+    await eventually(none_left, timeout=10)
