@@ -11,7 +11,7 @@ ran inside the sandbox while the workers were built.
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from temporalio import workflow
@@ -40,14 +40,13 @@ class _PendingGarbage:
             _PendingGarbage()
 
 
-def _build_under_constant_collection(build: object) -> list[bool]:
+def _build_under_constant_collection(build: Callable[[], None]) -> list[bool]:
     _PendingGarbage.finalized_in_sandbox = []
     _PendingGarbage.active = True
     thresholds = gc.get_threshold()
     _PendingGarbage()
     gc.set_threshold(1)
     try:
-        assert callable(build)
         build()
     finally:
         gc.set_threshold(*thresholds)

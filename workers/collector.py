@@ -7,8 +7,8 @@ say, a coroutine nobody awaited, the finalizer's warning imports ``warnings``
 through the sandbox's importer. That nested import takes and drops the same
 thread's lock entry, the outer import then fails with ``KeyError: <thread id>``,
 and the worker refuses to start: ``RuntimeError: Failed validating workflow ...``
-(temporalio/sdk-python#585). A long-lived process that builds workers more than
-once (the test suite, ``sluice dev``'s restarts) meets it now and then.
+(temporalio/sdk-python#585). It is rare, but a process that builds workers many
+times (the test suite) meets it now and then.
 
 Collecting first and pausing the collector for the construction (a fraction of a
 second) runs every pending finalizer outside the sandbox instead. Nothing is
